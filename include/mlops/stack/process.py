@@ -1,0 +1,151 @@
+"""Start, health-check and stop background services by PID file.
+
+Every service gets ``<state>/<name>.pid`` and ``<state>/logs/<name>.log``; starting a
+service that already answers its health check is a no-op, so ``make up`` is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A service failed to start or become healthy."""
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url`` answers with a status below 500 (auth errors count as alive)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status) < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+def free_port() -> int:
+    """A TCP port that is free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The PID in ``pid_file`` if that process is alive."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def start_service(
+    name: str,
+    argv: Sequence[str],
+    *,
+    state_dir: Path,
+    healthy: Callable[[], bool],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120.0,
+) -> int:
+    """Start ``argv`` in its own session unless already running; wait until healthy.
+
+    Args:
+        name: Service name (PID and log file names).
+        argv: Command line.
+        state_dir: Folder for PID files and logs.
+        healthy: Returns True once the service answers.
+        env: Environment for the process.
+        cwd: Working directory.
+        timeout: Seconds to wait for health.
+
+    Returns:
+        The service's PID.
+
+    Raises:
+        ServiceError: It exited or did not become healthy; the message has the log tail.
+    """
+    pid_file = state_dir / f"{name}.pid"
+    log_file = state_dir / "logs" / f"{name}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    pid = read_pid(pid_file)
+    if pid is None:
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,  # its own process group: stop kills children too
+            )
+        pid = proc.pid
+        pid_file.write_text(str(pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if healthy():
+            return pid
+        if read_pid(pid_file) is None:
+            raise ServiceError(f"{name} exited during start-up; log tail:\n{tail(log_file)}")
+        time.sleep(0.3)
+    raise ServiceError(f"{name} not healthy after {timeout:.0f}s; log tail:\n{tail(log_file)}")
+
+
+def stop_service(name: str, *, state_dir: Path, timeout: float = 20.0) -> bool:
+    """Stop a service's whole process group: SIGTERM, then SIGKILL after ``timeout``.
+
+    Returns:
+        True if a running process was stopped.
+    """
+    pid_file = state_dir / f"{name}.pid"
+    pid = read_pid(pid_file)
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
