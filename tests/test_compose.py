@@ -1,0 +1,361 @@
+"""docker-compose.yml, the scaled setup: complete, pinned, and wired to what the code reads.
+
+No Docker engine is needed: the file is checked as data. The environment-variable check
+scans ``include/`` for the variables the code reads, so a variable added later without a
+matching compose entry fails here instead of in someone's deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+AIRFLOW_DOCKERFILE = ROOT / "docker" / "airflow.Dockerfile"
+MLFLOW_DOCKERFILE = ROOT / "docker" / "mlflow.Dockerfile"
+
+REQUIRED_SERVICES = {
+    "minio",
+    "minio-init",
+    "postgres",
+    "redis",
+    "mlflow",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+STATEFUL_SERVICES = {"postgres", "redis", "minio", "mlflow"}
+LONG_RUNNING_AIRFLOW = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+#: Prefixes of the variables that configure our code (as opposed to libraries' own knobs).
+CODE_VARIABLE_PREFIXES = ("AWS_", "MLOPS_", "MLFLOW_", "AIRFLOW_CONN_")
+#: Variables the code reads that the scaled setup deliberately does not define.
+#: Name embedded-stack-only variables MLOPS_STACK_* (state dir, port overrides, ...):
+#: they are skipped by prefix and need no entry here.
+IGNORED_VARIABLES: frozenset[str] = frozenset()
+IGNORED_PREFIXES = ("MLOPS_STACK_",)
+
+# env.get("X"), os.environ.get("X"), os.getenv("X"), os.environ["X"]. Not a bare
+# env["X"]: code indexes dicts it built itself that way (e.g. the stack's client env).
+_READ_PATTERNS = (
+    re.compile(r"""\b(?:\w*env\.get|\w*environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]*)["']"""),
+    re.compile(r"""\benviron\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]"""),
+)
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+@cache
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]
+
+
+def airflow_services() -> list[str]:
+    return sorted(name for name in services() if name.startswith("airflow-"))
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Resolve ``${VAR:-default}`` like Compose does, with ``env`` (or the defaults)."""
+    env = env or {}
+
+    def resolve(match: re.Match[str]) -> str:
+        name, op, default = match.group(1), match.group(2), match.group(3) or ""
+        if name in env and (env[name] or op != ":-"):
+            return env[name]
+        assert op in (":-", "-"), f"${{{name}}} has no default: `docker compose` fails without .env"
+        return default
+
+    return _INTERPOLATION.sub(resolve, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def variables_read(text: str) -> set[str]:
+    """Environment variables with one of our prefixes that ``text`` (Python source) reads."""
+    found = {name for pattern in _READ_PATTERNS for name in pattern.findall(text)}
+    return {name for name in found if name.startswith(CODE_VARIABLE_PREFIXES)}
+
+
+def code_variables() -> set[str]:
+    """Environment variables read anywhere in include/."""
+    return set().union(*(variables_read(p.read_text()) for p in (ROOT / "include").rglob("*.py")))
+
+
+def env_example() -> dict[str, str]:
+    pairs = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+# --------------------------------------------------------------------------- shape
+
+
+def test_compose_parses_and_has_every_service() -> None:
+    missing = REQUIRED_SERVICES - set(services())
+    assert not missing, f"docker-compose.yml lacks services {sorted(missing)}"
+    assert "x-airflow-common" in compose()
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    for name, svc in services().items():
+        image = svc.get("image")
+        assert image, f"{name}: name the image (built ones too), so it has a tag"
+        image = interpolate(image)
+        repo, _, tag = image.rpartition(":")
+        assert repo and "/" not in tag, f"{name}: image {image!r} has no tag"
+        assert tag != "latest" and re.search(r"\d", tag), f"{name}: {image!r} is not a version"
+
+
+@pytest.mark.parametrize(
+    "dockerfile", [AIRFLOW_DOCKERFILE, MLFLOW_DOCKERFILE], ids=lambda p: p.name
+)
+def test_dockerfile_bases_are_pinned(dockerfile: Path) -> None:
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), re.MULTILINE)
+    assert bases, dockerfile
+    for base in bases:
+        tag = base.rpartition(":")[2]
+        assert ":" in base and tag != "latest" and re.search(r"\d", tag), base
+
+
+def _pinned(requirement: str) -> str:
+    text = (ROOT / "requirements.txt").read_text()
+    match = re.search(rf"^{re.escape(requirement)}==(\S+)", text, re.MULTILINE)
+    assert match, f"requirements.txt does not pin {requirement}"
+    return match.group(1)
+
+
+def test_airflow_image_matches_the_pinned_airflow() -> None:
+    text = AIRFLOW_DOCKERFILE.read_text()
+    assert re.search(r"^FROM apache/airflow:3\.3\.2-python3\.11\s*$", text, re.MULTILINE)
+    assert f"apache/airflow:{_pinned('apache-airflow')}-" in text
+    # The official recipe: pip names the image's own Airflow so it is never reinstalled.
+    assert '"apache-airflow==${AIRFLOW_VERSION}"' in text
+    assert "-r /tmp/mlops/requirements.txt" in text and "-c /tmp/mlops/constraints.txt" in text
+    ignore = (ROOT / "docker" / "airflow.Dockerfile.dockerignore").read_text()
+    assert ignore.splitlines()[2] == "**", "the build context must start from nothing (no .venv)"
+
+
+def test_mlflow_server_matches_the_mlflow_client() -> None:
+    assert f"ghcr.io/mlflow/mlflow:v{_pinned('mlflow')}" in MLFLOW_DOCKERFILE.read_text()
+
+
+def test_stateful_services_have_healthchecks() -> None:
+    for name in sorted(STATEFUL_SERVICES | LONG_RUNNING_AIRFLOW):
+        check = services()[name].get("healthcheck")
+        assert check and check.get("test"), f"{name} has no healthcheck"
+
+
+def test_state_lives_in_named_volumes() -> None:
+    volumes = compose()["volumes"]
+    for name, mount in (("postgres", "/var/lib/postgresql/data"), ("minio", "/data")):
+        sources = [v.split(":")[0] for v in services()[name]["volumes"] if v.split(":")[1] == mount]
+        assert sources and sources[0] in volumes, f"{name}: {mount} is not on a named volume"
+
+
+# --------------------------------------------------------------------------- Airflow
+
+
+def test_airflow_services_share_the_common_block() -> None:
+    common = compose()["x-airflow-common"]
+    common_env = common["environment"]
+    assert common["build"]["dockerfile"] == "docker/airflow.Dockerfile"
+    assert set(airflow_services()) >= LONG_RUNNING_AIRFLOW | {"airflow-init"}
+    for name in airflow_services():
+        svc = services()[name]
+        assert svc["image"] == common["image"], name
+        env = svc["environment"]
+        missing = {k for k, v in common_env.items() if env.get(k) != v}
+        assert not missing, f"{name} lacks the common environment {sorted(missing)}"
+
+
+def test_airflow_settings() -> None:
+    env = compose()["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert interpolate(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).startswith("postgresql")
+    assert "@postgres:" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert interpolate(env["AIRFLOW__CELERY__BROKER_URL"]).startswith("redis://redis:")
+    assert "postgres" in env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    # Airflow 3 split: workers reach the api-server's Execution API with a shared JWT secret.
+    assert (
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    )
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert env["PYTHONPATH"] == "/opt/airflow"
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in compose()["x-airflow-common"]["volumes"]}
+    assert mounts["./dags"] == "/opt/airflow/dags"
+    assert mounts["./plugins"] == "/opt/airflow/plugins"
+    assert mounts["./include"] == "/opt/airflow/include"
+
+
+def test_airflow_commands() -> None:
+    expected = {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
+        "airflow-worker": "celery worker",
+    }
+    for name, command in expected.items():
+        got = services()[name]["command"]
+        got = " ".join(got) if isinstance(got, list) else got
+        assert got.removeprefix("airflow ") == command, name
+    assert "8080:8080" in services()["airflow-apiserver"]["ports"][0]
+    init = services()["airflow-init"]
+    script = (ROOT / "docker" / "airflow-init.sh").read_text()
+    assert "airflow db migrate" in script and "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script
+    assert any("airflow-init.sh" in v for v in init["volumes"])
+    assert "AIRFLOW_ADMIN_PASSWORD" in init["environment"]
+
+
+def test_workers_can_scale() -> None:
+    worker = services()["airflow-worker"]
+    # A fixed container name or host port makes `--scale airflow-worker=N` fail.
+    assert "container_name" not in worker and "ports" not in worker
+    assert "deploy" not in worker or "replicas" not in worker["deploy"]
+
+
+def test_the_scanner_sees_every_way_of_reading_a_variable() -> None:
+    source = """
+    a = os.environ["MLOPS_A"]
+    b = os.environ.get('MLOPS_B', "x")
+    c = os.getenv("AWS_C")
+    d = env.get("MLFLOW_D") or self._env.get("AIRFLOW_CONN_E")
+    e = os.environ.get("HOME")  # not ours
+    """
+    assert variables_read(source) == {"MLOPS_A", "MLOPS_B", "AWS_C", "MLFLOW_D", "AIRFLOW_CONN_E"}
+
+
+def test_every_variable_the_code_reads_is_set_for_airflow() -> None:
+    wanted = code_variables()
+    # Guard the scanner itself: it must see what settings.py reads today.
+    assert {
+        "AIRFLOW_CONN_LAKE",
+        "AWS_ACCESS_KEY_ID",
+        "MLOPS_LAKE_BUCKET",
+        "MLFLOW_TRACKING_URI",
+    } <= wanted
+    wanted = {name for name in wanted - IGNORED_VARIABLES if not name.startswith(IGNORED_PREFIXES)}
+    for name in airflow_services():
+        env = services()[name]["environment"]
+        missing = wanted - set(env)
+        assert not missing, f"{name} does not set {sorted(missing)} (read in include/)"
+
+
+def test_required_platform_variables() -> None:
+    env = {k: interpolate(str(v)) for k, v in compose()["x-airflow-common"]["environment"].items()}
+    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["MLOPS_ENDPOINT_URL"] == "http://model-server:8080"
+    assert env["MLOPS_LAKE_BUCKET"] == "lake"
+    assert (
+        env["MLOPS_OPTUNA_STORAGE"].startswith("postgresql")
+        and "/optuna" in env["MLOPS_OPTUNA_STORAGE"]
+    )
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "MLOPS_PII_SALT",
+    ):
+        assert env[name], name
+
+
+@pytest.mark.parametrize("use_env_example", [False, True], ids=["defaults", "env-example"])
+def test_lake_connection_json(use_env_example: bool) -> None:
+    from include.mlops.settings import Settings
+
+    raw = compose()["x-airflow-common"]["environment"]
+    given = env_example() if use_env_example else {}
+    env = {k: interpolate(str(v), given) for k, v in raw.items()}
+    conn = json.loads(env["AIRFLOW_CONN_LAKE"])
+    assert conn["conn_type"] == "aws"
+    assert conn["extra"]["endpoint_url"] == "http://minio:9000"
+    # The connection and the plain variables describe the same store.
+    assert conn["login"] == env["AWS_ACCESS_KEY_ID"]
+    assert conn["password"] == env["AWS_SECRET_ACCESS_KEY"]
+    settings = Settings.from_env(env)
+    assert settings.s3_endpoint_url == "http://minio:9000"
+    assert settings.lake_bucket == "lake"
+
+
+# --------------------------------------------------------------------------- services
+
+
+def test_postgres_creates_the_three_databases() -> None:
+    pg = services()["postgres"]
+    assert pg["image"].startswith("postgres:16.")
+    init = [v for v in pg["volumes"] if "/docker-entrypoint-initdb.d/" in v]
+    assert init, "no init script mounted"
+    script = (ROOT / init[0].split(":")[0]).read_text()
+    for db in ("airflow", "mlflow", "optuna"):
+        assert re.search(rf"create_database {db} ", script), db
+        assert f"{db.upper()}_DB_PASSWORD" in pg["environment"]
+
+
+def test_minio_init_creates_the_lake_bucket() -> None:
+    init = services()["minio-init"]
+    assert init["image"].startswith("minio/mc:RELEASE.")
+    command = " ".join(init["command"])
+    assert "mc mb" in command and "MLOPS_LAKE_BUCKET" in command
+    assert interpolate(init["environment"]["MLOPS_LAKE_BUCKET"]) == "lake"
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+
+
+def test_mlflow_uses_postgres_and_the_lake() -> None:
+    svc = services()["mlflow"]
+    command = " ".join(svc["command"]) if isinstance(svc["command"], list) else svc["command"]
+    assert "mlflow server" in command
+    assert "--backend-store-uri" in command and "@postgres:5432/mlflow" in command
+    assert '"s3://$${MLOPS_LAKE_BUCKET}/mlflow"' in command
+    assert "--allowed-hosts" in command, "MLflow 3 rejects the `mlflow` Host header otherwise"
+    env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert "mlflow:5000" in env["MLFLOW_ALLOWED_HOSTS"].split(",")
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_every_interpolated_variable_is_documented() -> None:
+    lines = COMPOSE.read_text().replace("$$", "").splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    used = {m.group(1) for m in _INTERPOLATION.finditer(text)}
+    interpolate(text)  # every ${VAR} has a default, so `docker compose config` works bare
+    documented = set(env_example())
+    assert used <= documented, f".env.example lacks {sorted(used - documented)}"
+    assert not (documented - used), f".env.example has unused {sorted(documented - used)}"
+
+
+def test_no_real_env_file_is_tracked() -> None:
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", ".env"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    assert not tracked, ".env holds secrets: never commit it (.env.example is the template)"
