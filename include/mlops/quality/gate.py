@@ -506,6 +506,7 @@ def check_partition(
     schema: dict[str, Any] | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = 0,
+    key: str | None = None,
 ) -> QualityResult:
     """Gate a curated partition: read (sampled if large), pick the suite, validate.
 
@@ -521,6 +522,8 @@ def check_partition(
             ``catalog/<dataset>/schema.json`` when None.
         max_rows: Largest number of rows validated; larger partitions are sampled.
         seed: Seed of the sample.
+        key: Lake key of the file to gate instead of the published partition (the
+            staged file ``lake_ingest`` gates before publishing it).
 
     Returns:
         The gate's result.
@@ -529,10 +532,11 @@ def check_partition(
     from include.mlops.quality.suites import resolve_suite
 
     df, total = read_for_quality(
-        lake, f"curated/{dataset}/dt={partition}", max_rows=max_rows, seed=seed
+        lake, key or f"curated/{dataset}/dt={partition}", max_rows=max_rows, seed=seed
     )
     if schema is None:
-        schema = lake.read_json(f"catalog/{dataset}/schema.json", default={}) or None
+        catalog = lake.read_json(f"catalog/{dataset}/schema.json", default={}) or {}
+        schema = catalog.get("schema") or None
     suite, source = resolve_suite(lake, dataset, df=df, schema=schema)
     log.info(
         "quality gate %s %s: %d expectations (%s suite %s) on %d of %d rows",

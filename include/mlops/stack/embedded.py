@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         except ServiceError as exc:
             print(f"[stack] FAILED: {exc}", file=sys.stderr)
             return 1
-        _say("all services healthy. Point a shell at them with:  eval \"$(make -s env)\"")
+        _say('all services healthy. Point a shell at them with:  eval "$(make -s env)"')
         _say(f"Airflow UI  {env['MLOPS_AIRFLOW_URL']}  login {ADMIN_USER} / {ADMIN_PASSWORD}")
         _say(f"MLflow UI   {env['MLFLOW_TRACKING_URI']}")
         _say(f"logs        {config.state_dir / 'logs'}")

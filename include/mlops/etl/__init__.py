@@ -1,0 +1,1 @@
+"""ETL into the Parquet lake: extract, validate, transform, load, catalog (no Airflow here)."""

@@ -1,0 +1,89 @@
+"""Names and keys every ETL step agrees on (one place, so the DAG, the CLI and the lake match)."""
+
+from __future__ import annotations
+
+import re
+
+#: ``dataset`` and ``model_name`` params (DESIGN.md, "Param vocabulary").
+DATASET_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+#: ``partition`` param: a calendar day.
+PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: ``format`` param.
+FORMATS: tuple[str, ...] = ("auto", "csv", "jsonl", "parquet")
+
+PART_FILE = "part-00000.parquet"
+
+
+def validate_dataset_name(dataset: str, field: str = "dataset") -> str:
+    """Check a dataset name against ``^[a-z][a-z0-9_]*$``.
+
+    Args:
+        dataset: The name to check.
+        field: The param name to cite in the error.
+
+    Returns:
+        The name, unchanged.
+
+    Raises:
+        ValueError: Naming the field and the rule when the name does not match.
+    """
+    if not isinstance(dataset, str) or not DATASET_RE.match(dataset):
+        raise ValueError(
+            f"{field} {dataset!r} is invalid: use lower-case letters, digits and '_', "
+            "starting with a letter (^[a-z][a-z0-9_]*$)"
+        )
+    return dataset
+
+
+def validate_partition(partition: str, field: str = "partition") -> str:
+    """Check a partition is a real calendar day written ``YYYY-MM-DD``.
+
+    Args:
+        partition: The partition to check.
+        field: The param name to cite in the error.
+
+    Returns:
+        The partition, unchanged.
+
+    Raises:
+        ValueError: Naming the field when the value is not a valid ``YYYY-MM-DD`` day.
+    """
+    import datetime as dt
+
+    if not isinstance(partition, str) or not PARTITION_RE.match(partition):
+        raise ValueError(f"{field} {partition!r} is invalid: expected YYYY-MM-DD")
+    try:
+        dt.date.fromisoformat(partition)
+    except ValueError as exc:
+        raise ValueError(f"{field} {partition!r} is not a calendar day: {exc}") from exc
+    return partition
+
+
+def validate_format(fmt: str, field: str = "format") -> str:
+    """Check a source format is one of ``auto``, ``csv``, ``jsonl``, ``parquet``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"{field} {fmt!r} is invalid: expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def curated_key(dataset: str, partition: str) -> str:
+    """Lake key of a dataset's curated partition file."""
+    return f"curated/{dataset}/dt={partition}/{PART_FILE}"
+
+
+def quarantine_key(dataset: str, partition: str) -> str:
+    """Lake key of a dataset partition's rejected rows."""
+    return f"quarantine/{dataset}/dt={partition}/{PART_FILE}"
+
+
+def catalog_key(dataset: str) -> str:
+    """Lake key of a dataset's catalog entry (schema, partitions, snapshot id)."""
+    return f"catalog/{dataset}/schema.json"
+
+
+def quality_report_prefix(dataset: str, run_id: str) -> str:
+    """Lake prefix of one run's quality reports (the run id is used as given, as the
+    quality gate writes beside it under the same name)."""
+    if not run_id or "/" in run_id:
+        raise ValueError(f"run_id {run_id!r} is invalid: it must be non-empty without '/'")
+    return f"reports/quality/{dataset}/{run_id}"

@@ -1,0 +1,1 @@
+"""Held-out evaluation, plots, model cards, promotion gates and drift baselines."""

@@ -1,0 +1,319 @@
+"""The evaluation report a person reads: metrics JSON, plots and a model card.
+
+Written under ``reports/evaluation/<model>/<version>/``::
+
+    metrics.json            the report's numbers (model and baseline), machine-readable
+    roc.png, pr.png, ...    the plots (see :mod:`include.mlops.evaluation.plots`)
+    model_card.md           the model card in Markdown (renders in MLflow and on GitHub)
+    model_card.html         the same card as one HTML page, plots embedded by relative src
+
+The card follows the "model cards for model reporting" outline: what the model is for,
+what data it saw, how it did against the baseline, where it may fail, what drives it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from include.mlops.evaluation.plots import evaluation_plots
+from include.mlops.training.fit import METRIC_DIRECTION
+
+if TYPE_CHECKING:
+    from include.mlops.evaluation.metrics import EvaluationReport
+    from include.mlops.lake.store import Lake
+
+DEFAULT_INTENDED_USE = (
+    "Scoring records like those of the training dataset, to support (not replace) a "
+    "human decision. Not validated for populations, time periods or uses the training "
+    "data does not cover."
+)
+CLASSIFICATION_ROWS: tuple[str, ...] = (
+    "roc_auc",
+    "pr_auc",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "fpr",
+    "specificity",
+    "log_loss",
+)
+REGRESSION_ROWS: tuple[str, ...] = ("rmse", "mse", "mae", "r2")
+# Metrics where a smaller value is better, beyond the objective metrics.
+_LOWER_IS_BETTER = {"fpr", "mse"} | {m for m, d in METRIC_DIRECTION.items() if d == "min"}
+_PLOT_TITLES = {
+    "roc.png": "ROC curve",
+    "pr.png": "Precision-recall curve",
+    "confusion_matrix.png": "Confusion matrix",
+    "feature_importance.png": "Feature importance",
+    "residuals.png": "Residuals",
+}
+
+
+def evaluation_prefix(model_name: str, version: str | int) -> str:
+    """Lake prefix of a version's evaluation report."""
+    return f"reports/evaluation/{model_name}/{version}"
+
+
+def write_evaluation_report(
+    lake: Lake,
+    report: EvaluationReport,
+    *,
+    model_name: str,
+    version: str | int,
+    data_snapshot: str,
+    dataset: str,
+    intended_use: str = DEFAULT_INTENDED_USE,
+    limitations: Iterable[str] = (),
+    training_spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the metrics, plots and model card of one model version.
+
+    Args:
+        lake: Where to write.
+        report: The evaluation (see :func:`include.mlops.evaluation.metrics.evaluate`).
+        model_name: Registered model name.
+        version: Model version (or a run id before registration).
+        data_snapshot: Id of the training data snapshot.
+        dataset: Curated dataset name.
+        intended_use: What the model is for, in the card's words.
+        limitations: Known limitations to list before the generated ones.
+        training_spec: Algorithm, parameters, objective... shown in the card.
+
+    Returns:
+        ``{"prefix", "uri", "model_card_uri", "keys": {file: key}, "uris": {file: uri}}``;
+        ``model_card_uri`` is the HTML page to link from the Airflow task.
+    """
+    prefix = evaluation_prefix(model_name, version)
+    plots = evaluation_plots(report)
+    metrics = {
+        "model_name": model_name,
+        "version": str(version),
+        "dataset": dataset,
+        "data_snapshot": data_snapshot,
+        **report.to_dict(),
+        "training_spec": training_spec or {},
+    }
+    files: dict[str, bytes | None] = {"metrics.json": None, **plots}
+    keys = {name: f"{prefix}/{name}" for name in [*files, "model_card.md", "model_card.html"]}
+    uris = {"metrics.json": lake.write_json(keys["metrics.json"], metrics)}
+    for name, png in plots.items():
+        uris[name] = lake.write_bytes(keys[name], png)
+    card = _card_sections(
+        report,
+        model_name=model_name,
+        version=str(version),
+        data_snapshot=data_snapshot,
+        dataset=dataset,
+        intended_use=intended_use,
+        limitations=[*limitations, *generated_limitations(report)],
+        training_spec=training_spec or {},
+    )
+    uris["model_card.md"] = lake.write_bytes(
+        keys["model_card.md"], _markdown(card, list(plots)).encode()
+    )
+    uris["model_card.html"] = lake.write_bytes(
+        keys["model_card.html"], _html(card, list(plots)).encode()
+    )
+    return {
+        "prefix": prefix,
+        "uri": lake.uri(prefix),
+        "model_card_uri": uris["model_card.html"],
+        "keys": keys,
+        "uris": uris,
+    }
+
+
+def generated_limitations(report: EvaluationReport) -> list[str]:
+    """Limitations that follow from the numbers themselves."""
+    notes = []
+    n_test = report.split_rows.get("test", report.metrics.get("n", 0))
+    notes.append(
+        f"Measured on one held-out test split of {n_test} rows; with few rows the "
+        "metrics carry sampling error of a few points."
+    )
+    if report.problem_type != "regression":
+        matrix = report.metrics.get("confusion_matrix", {})
+        counts = matrix.get("counts") or []
+        support = [sum(row) for row in counts]
+        if support and min(support) < 0.2 * sum(support):
+            notes.append(
+                "Classes are imbalanced in the test data: accuracy flatters the model, "
+                "read recall, precision and PR-AUC."
+            )
+        if report.threshold is not None:
+            notes.append(
+                f"The decision threshold {report.threshold:.3f} was chosen on the validation "
+                "split to maximise F1; another cost of errors calls for another threshold."
+            )
+    notes.append(
+        "Quality holds only while live data resembles the training data; the monitor "
+        "compares live traffic with this version's drift baseline."
+    )
+    if report.importance_method == "native":
+        notes.append(
+            "Feature importances describe what the model uses, not causes; correlated "
+            "features share importance."
+        )
+    return notes
+
+
+def _card_sections(
+    report: EvaluationReport,
+    *,
+    model_name: str,
+    version: str,
+    data_snapshot: str,
+    dataset: str,
+    intended_use: str,
+    limitations: list[str],
+    training_spec: dict[str, Any],
+) -> dict[str, Any]:
+    """The card's content, rendered identically to Markdown and HTML."""
+    details = [
+        ("Model", model_name),
+        ("Version", version),
+        ("Estimator", report.estimator),
+        ("Problem type", report.problem_type),
+        ("Target", report.target),
+    ]
+    if report.threshold is not None:
+        details.append(("Decision threshold", f"{report.threshold:.4f}"))
+    details.extend((str(k), _text(v)) for k, v in training_spec.items())
+    data = [
+        ("Dataset", dataset),
+        ("Data snapshot", data_snapshot),
+        *((f"{name.capitalize()} rows", str(n)) for name, n in report.split_rows.items()),
+    ]
+    rows = REGRESSION_ROWS if report.problem_type == "regression" else CLASSIFICATION_ROWS
+    metrics = []
+    for metric in rows:
+        model, baseline = report.metrics.get(metric), report.baseline_metrics.get(metric)
+        better = "lower" if metric in _LOWER_IS_BETTER else "higher"
+        delta = model - baseline if model is not None and baseline is not None else None
+        metrics.append(
+            (metric, _number(model), _number(baseline), _number(delta, signed=True), better)
+        )
+    features = [(str(f["feature"]), _number(f["importance"])) for f in report.top_features]
+    return {
+        "title": f"Model card: {model_name} v{version}",
+        "intended_use": intended_use,
+        "details": details,
+        "data": data,
+        "metrics": metrics,
+        "confusion": report.metrics.get("confusion_matrix"),
+        "limitations": limitations,
+        "features": features,
+        "importance_method": report.importance_method,
+    }
+
+
+def _markdown(card: dict[str, Any], plots: list[str]) -> str:
+    lines = [f"# {card['title']}", "", "## Intended use", "", card["intended_use"], ""]
+    lines += ["## Model details", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_md(v)} |" for k, v in card["details"]]
+    lines += ["", "## Training data", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_md(v)} |" for k, v in card["data"]]
+    lines += [
+        "",
+        "## Test metrics vs baseline",
+        "",
+        "| metric | model | baseline | model - baseline | better |",
+        "|---|---:|---:|---:|---|",
+    ]
+    lines += [f"| {m} | {a} | {b} | {d} | {w} |" for m, a, b, d, w in card["metrics"]]
+    confusion = card["confusion"]
+    if confusion:
+        labels = [str(label) for label in confusion["labels"]]
+        lines += ["", "### Confusion matrix (rows actual, columns predicted)", ""]
+        lines += ["| actual \\ predicted | " + " | ".join(map(_md, labels)) + " |"]
+        lines += ["|---|" + "---:|" * len(labels)]
+        for label, counts, percent in zip(
+            labels, confusion["counts"], confusion["percent"], strict=True
+        ):
+            cells = [f"{c} ({p:.1f}%)" for c, p in zip(counts, percent, strict=True)]
+            lines += [f"| {_md(label)} | " + " | ".join(cells) + " |"]
+    lines += ["", "## Limitations", ""] + [f"- {note}" for note in card["limitations"]]
+    lines += ["", f"## Top features ({card['importance_method']} importance)", ""]
+    lines += ["| feature | importance |", "|---|---:|"]
+    lines += [f"| {_md(f)} | {v} |" for f, v in card["features"]]
+    lines += ["", "## Plots", ""]
+    lines += [f"![{_PLOT_TITLES.get(p, p)}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _html(card: dict[str, Any], plots: list[str]) -> str:
+    e = html.escape
+
+    def table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -> str:
+        head = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" if header else ""
+        body = "".join(
+            "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        )
+        return f"<table>{head}{body}</table>"
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(card['title'])}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem;color:#222}table{border-collapse:collapse;margin:.5rem 0}"
+        "td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}"
+        "th{background:#f3f3f3}img{max-width:100%;margin:.5rem 0}</style></head><body>",
+        f"<h1>{e(card['title'])}</h1>",
+        f"<h2>Intended use</h2><p>{e(card['intended_use'])}</p>",
+        "<h2>Model details</h2>",
+        table(card["details"]),
+        "<h2>Training data</h2>",
+        table(card["data"]),
+        "<h2>Test metrics vs baseline</h2>",
+        table(card["metrics"], ("metric", "model", "baseline", "model - baseline", "better")),
+    ]
+    confusion = card["confusion"]
+    if confusion:
+        labels = [str(label) for label in confusion["labels"]]
+        rows = [
+            (label, *(f"{c} ({p:.1f}%)" for c, p in zip(counts, percent, strict=True)))
+            for label, counts, percent in zip(
+                labels, confusion["counts"], confusion["percent"], strict=True
+            )
+        ]
+        parts += [
+            "<h3>Confusion matrix (rows actual, columns predicted)</h3>",
+            table(rows, ("actual \\ predicted", *labels)),
+        ]
+    parts += ["<h2>Limitations</h2><ul>"]
+    parts += [f"<li>{e(note)}</li>" for note in card["limitations"]]
+    parts += [
+        "</ul>",
+        f"<h2>Top features ({e(card['importance_method'])} importance)</h2>",
+        table(card["features"], ("feature", "importance")),
+        "<h2>Plots</h2>",
+    ]
+    parts += [
+        f"<figure><img src='{e(p)}' alt='{e(_PLOT_TITLES.get(p, p))}'>"
+        f"<figcaption>{e(_PLOT_TITLES.get(p, p))}</figcaption></figure>"
+        for p in plots
+    ]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _number(value: Any, *, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int | float):
+        return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return str(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _md(value: Any) -> str:
+    # A pipe would end the table cell.
+    return str(value).replace("|", "\\|")

@@ -1,0 +1,1 @@
+"""Training data: problem type, train/validation/test splits, the feature pipeline."""

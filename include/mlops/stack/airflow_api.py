@@ -1,0 +1,119 @@
+"""A small client for Airflow 3's REST API (token auth), for the demo, scripts and tests.
+
+Plain HTTP, no airflow import: it is what a user's own script would do
+(``POST /auth/token``, then ``/api/v2/...`` with a Bearer token).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+TERMINAL = ("success", "failed")
+
+
+class AirflowAPIError(RuntimeError):
+    """The API refused a request; the message carries its status and detail."""
+
+
+class AirflowClient:
+    """Talk to one Airflow API server.
+
+    Args:
+        url: Base URL, e.g. ``http://127.0.0.1:8080``.
+        username: Login.
+        password: Password.
+    """
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.url = url.rstrip("/")
+        self.username = username
+        self.password = password
+        self._token: str | None = None
+
+    def _token_value(self) -> str:
+        if self._token is None:
+            body = self._send(
+                "POST",
+                "/auth/token",
+                {"username": self.username, "password": self.password},
+                auth=False,
+            )
+            self._token = str(body["access_token"])
+        return self._token
+
+    def _send(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self._token_value()}"
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            headers=headers,
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:2000]
+            raise AirflowAPIError(f"{method} {path} → {exc.code}: {detail}") from exc
+        return json.loads(raw) if raw else None
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Any API call; ``path`` starts with ``/api/v2``."""
+        return self._send(method, path, body)
+
+    def unpause(self, dag_id: str) -> None:
+        """Unpause a DAG (new DAGs start paused on a default install)."""
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run; returns its run id."""
+        run = self.request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
+        )
+        return str(run["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        """A run's state."""
+        return str(self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """A run's task instances (task_id, state, ...)."""
+        body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return list(body["task_instances"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task's XCom value (deserialized)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.request("GET", f"{path}?deserialize=true&stringify=false")["value"]
+
+    def wait(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        timeout: float = 600,
+        poll: float = 2.0,
+        on_change: Callable[[str, dict[str, str]], None] | None = None,
+    ) -> str:
+        """Wait for a run to finish; ``on_change(run_state, {task: state})`` on progress."""
+        deadline = time.monotonic() + timeout
+        seen: dict[str, str] = {}
+        while True:
+            state = self.run_state(dag_id, run_id)
+            if on_change is not None:
+                tasks = {t["task_id"]: t["state"] for t in self.task_instances(dag_id, run_id)}
+                if tasks != seen:
+                    on_change(state, tasks)
+                    seen = tasks
+            if state in TERMINAL:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout:.0f}s")
+            time.sleep(poll)

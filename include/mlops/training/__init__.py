@@ -1,0 +1,1 @@
+"""Algorithms, their search spaces, and fitting one candidate model."""

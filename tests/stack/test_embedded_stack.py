@@ -1,0 +1,153 @@
+"""`make up` / `make env` / `make down` against real processes, plus one REST-triggered run.
+
+One stack for the module (≈30 s to start): SeaweedFS, MLflow and Airflow standalone on
+free loopback ports in a temporary state folder, so a developer's own stack is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from include.mlops.stack.embedded import StackConfig, client_env, down, status, up
+from include.mlops.stack.process import free_port, port_open, read_pid
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _stack_env(state_dir: Path) -> dict[str, str]:
+    from tests.conftest import _free_base_port
+
+    airflow_port = _free_base_port()  # needs +1..+3 free too
+    return {
+        "MLOPS_STACK_DIR": str(state_dir),
+        "MLOPS_STACK_S3_PORT": str(_free_base_port()),
+        "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
+        "MLOPS_STACK_AIRFLOW_PORT": str(airflow_port),
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
+    overrides = _stack_env(tmp_path_factory.mktemp("stack"))
+    config = StackConfig.from_env(overrides)
+    up(config)
+    try:
+        yield config
+    finally:
+        down(config)
+
+
+def _api(config: StackConfig, method: str, path: str, body: dict | None = None) -> dict:
+    token_req = urllib.request.Request(
+        f"{config.airflow_url}/auth/token",
+        data=json.dumps({"username": "admin", "password": "admin"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(token_req, timeout=10) as resp:
+        token = json.loads(resp.read())["access_token"]
+    req = urllib.request.Request(
+        f"{config.airflow_url}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method=method,
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_up_is_healthy_and_idempotent(stack: StackConfig) -> None:
+    assert status(stack) == {"seaweedfs": True, "mlflow": True, "airflow": True}
+    pids = {n: read_pid(stack.state_dir / f"{n}.pid") for n in ("seaweedfs", "mlflow", "airflow")}
+    up(stack)  # second `make up`: nothing restarts
+    assert {n: read_pid(stack.state_dir / f"{n}.pid") for n in pids} == pids
+    assert (stack.state_dir / "logs" / "airflow.log").exists()
+
+
+def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
+    """`eval "$(make -s env)"` then the airflow CLI and the S3 API work."""
+    overrides = {
+        "MLOPS_STACK_DIR": str(stack.state_dir),
+        "MLOPS_STACK_S3_PORT": str(stack.s3_port),
+        "MLOPS_STACK_MLFLOW_PORT": str(stack.mlflow_port),
+        "MLOPS_STACK_AIRFLOW_PORT": str(stack.airflow_port),
+    }
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "AWS_", "MLOPS_", "MLFLOW_"))
+    }
+    script = (
+        'eval "$(make -s env)" && '
+        f"{sys.executable} -c 'from include.mlops.settings import Settings; "
+        "from include.mlops.lake import Lake; Lake.from_settings(Settings.from_env()).check(); "
+        'print("lake-ok")\' && '
+        f"{Path(sys.executable).parent}/airflow dags list -o json"
+    )
+    out = subprocess.run(
+        ["bash", "-c", script], env={**clean, **overrides}, cwd=REPO,
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "lake-ok" in out.stdout
+    dag_ids = {d["dag_id"] for d in json.loads(out.stdout.split("lake-ok", 1)[1])}
+    assert "lake_ingest" in dag_ids
+    exports = subprocess.run(
+        ["make", "-s", "env"], env={**clean, **overrides}, cwd=REPO, capture_output=True, text=True
+    ).stdout
+    for name in ("AIRFLOW_HOME", "AIRFLOW_CONN_LAKE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MLOPS_LAKE_BUCKET",
+                 "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "MLOPS_ENDPOINT_URL",
+                 "MLOPS_AIRFLOW_URL", "MLOPS_AIRFLOW_USER", "MLOPS_AIRFLOW_PASSWORD"):  # fmt: skip
+        assert f"export {name}=" in exports
+
+
+def test_rest_trigger_runs_lake_ingest_through_the_scheduler(
+    stack: StackConfig, tmp_path: Path
+) -> None:
+    from include.mlops.demo.churn import write_landing_file
+
+    source = tmp_path / "day.csv"
+    report = write_landing_file(source, fmt="csv", n_rows=500, seed=7, defects={"wrong_type": 3})
+    conf = {"dataset": "churn", "source": str(source), "partition": "2026-11-02"}
+    _api(stack, "PATCH", "/api/v2/dags/lake_ingest", {"is_paused": False})
+    run = _api(
+        stack, "POST", "/api/v2/dags/lake_ingest/dagRuns", {"logical_date": None, "conf": conf}
+    )
+    run_id = run["dag_run_id"]
+    deadline = time.monotonic() + 300
+    state = run["state"]
+    while time.monotonic() < deadline and state not in ("success", "failed"):
+        time.sleep(3)
+        state = _api(stack, "GET", f"/api/v2/dags/lake_ingest/dagRuns/{run_id}")["state"]
+    assert state == "success", f"run {run_id} ended {state}; see {stack.state_dir}/logs"
+
+    from include.mlops.lake import Lake
+    from include.mlops.stack.embedded import settings_for
+
+    catalog = Lake.from_settings(settings_for(stack)).read_json("catalog/churn/schema.json")
+    part = catalog["partitions"]["2026-11-02"]
+    assert part["rows"] + part["quarantined"] == report.rows_total
+    assert part["quarantined"] == 3
+
+
+def test_down_stops_everything(tmp_path: Path) -> None:
+    config = StackConfig.from_env(_stack_env(tmp_path))
+    env = up(config, airflow=False)
+    assert (
+        env["MLFLOW_TRACKING_URI"] == config.mlflow_url == client_env(config)["MLFLOW_TRACKING_URI"]
+    )
+    assert sorted(down(config)) == ["mlflow", "seaweedfs"]
+    assert not port_open(config.s3_port) and not port_open(config.mlflow_port)
+    assert status(config) == {"seaweedfs": False, "mlflow": False, "airflow": False}
+    assert down(config) == []  # idempotent
