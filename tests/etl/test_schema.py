@@ -222,3 +222,18 @@ def test_drift_error_names_columns_types_and_report() -> None:
         "s3://lake/reports/quality/t/r/schema_drift.json",
     ):
         assert part in message
+
+
+def test_inference_tolerates_a_few_bad_values_but_not_many() -> None:
+    import pyarrow as pa
+
+    from include.mlops.etl.schema import infer_schema
+
+    ages = [str(20 + i % 50) for i in range(1000)]
+    few_bad = ages[:995] + ["abc"] * 5  # 0.5%: typos, quarantined later as type_cast
+    many_bad = ages[:900] + ["abc"] * 100  # 10%: really a text column
+    sample = pa.table({"few": few_bad, "many": many_bad})
+    tiny = pa.table({"tiny": ["1", "x"] + ["2"] * 8})  # too small to tolerate anything
+    types = {c.name: c.type for c in infer_schema(sample, "t").columns}
+    assert types == {"few": "int64", "many": "string"}
+    assert infer_schema(tiny, "t").columns[0].type == "string"

@@ -81,9 +81,18 @@ def catalog_key(dataset: str) -> str:
     return f"catalog/{dataset}/schema.json"
 
 
-def quality_report_prefix(dataset: str, run_id: str) -> str:
-    """Lake prefix of one run's quality reports (the run id is used as given, as the
-    quality gate writes beside it under the same name)."""
+#: Characters kept in run ids used as key parts; Airflow's ``:`` and ``+`` are mangled
+#: by some S3 servers and browsers, so they become ``_``.
+UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def safe_run_id(run_id: str) -> str:
+    """A run id usable as one lake key part (``manual__2026-11-01T00_00_00_00_00``)."""
     if not run_id or "/" in run_id:
         raise ValueError(f"run_id {run_id!r} is invalid: it must be non-empty without '/'")
-    return f"reports/quality/{dataset}/{run_id}"
+    return UNSAFE_KEY_CHARS.sub("_", run_id)
+
+
+def quality_report_prefix(dataset: str, run_id: str) -> str:
+    """Lake prefix of one run's quality reports: schema drift, GX results, Data Docs."""
+    return f"reports/quality/{dataset}/{safe_run_id(run_id)}"

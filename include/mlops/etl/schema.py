@@ -247,10 +247,18 @@ def clean_strings(values: pa.Array, missing_tokens: Iterable[str]) -> pa.Array:
     return map_missing(normalize_strings(to_strings(values)), missing_tokens)
 
 
+#: Share of a sample's present values that may fail a type and still have it inferred
+#: (samples of at least INFER_MIN_VALUES): a few typos in a numeric column are bad
+#: rows to quarantine, not a reason to store the whole column as text.
+INFER_TOLERANCE = 0.01
+INFER_MIN_VALUES = 100
+
+
 def _infer_string_type(values: pa.Array) -> str:
     present = pc.drop_null(values)
     if not len(present):
         return "string"
+    tolerated = int(INFER_TOLERANCE * len(present)) if len(present) >= INFER_MIN_VALUES else 0
     lowered = pc.utf8_lower(present)
     words = pa.array([t for t in TRUE_TOKENS + FALSE_TOKENS if not t.isdigit()])
     # 0/1 columns stay int64: a label or a count is more often meant than a flag.
@@ -258,7 +266,7 @@ def _infer_string_type(values: pa.Array) -> str:
         return "bool"
     for type_name in ("int64", "float64", "date", "timestamp"):
         _, failed = parse_values(present, type_name)
-        if not pc.any(failed).as_py():
+        if (pc.sum(failed).as_py() or 0) <= tolerated:
             return type_name
     return "string"
 
@@ -299,7 +307,8 @@ def infer_schema(
 ) -> DatasetSchema:
     """Infer a schema from a sample batch (usually the first batch of the first ingest).
 
-    Types are strict on the sample (every present value must parse), nullability is
+    A type is inferred when all but :data:`INFER_TOLERANCE` of the sample's present
+    values parse as it (so a few typos are quarantined later), nullability is
     "the sample had a missing value", categorical means few distinct strings, PII is
     judged by column name, and the key is a unique, never-missing int or string
     column, preferring names like ``id`` / ``*_id``.

@@ -107,11 +107,15 @@ def choose_threshold(y_val: Any, proba_val: Any, *, positive_label: Any = None) 
 
     Returns:
         The cut: a row is predicted positive when its probability is ``>=`` it.
-        0.5 when validation holds no positive row.
+        0.5 when validation holds no positive row (or one class only).
     """
     y = np.asarray(y_val)
     if positive_label is None:
-        positive_label = np.sort(pd.unique(y))[-1]
+        labels = np.sort(pd.unique(y))
+        if len(labels) < 2:
+            # One class only: which one is "positive" is unknowable from the rows.
+            return DEFAULT_THRESHOLD
+        positive_label = labels[-1]
     return best_f1_threshold(y == positive_label, np.asarray(proba_val, dtype=float))
 
 

@@ -231,6 +231,7 @@ def _split_by_time(
     if not pd.api.types.is_numeric_dtype(when):
         when = pd.to_datetime(when, errors="coerce", utc=True)
     # A stable sort keeps ties in their original order, so the cut is reproducible.
+    # Rows with no time (NaT) sort last and land in test: never train on an unknown date.
     order = np.argsort(when.to_numpy(), kind="stable")
     ordered = df.iloc[order]
     n = len(ordered)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.mlops.etl.naming import quality_report_prefix
 from include.mlops.quality.sampling import DEFAULT_MAX_ROWS
 from include.mlops.quality.suites import Expectation, suite_key, validate_suite
 
@@ -40,7 +41,6 @@ _NOISY_GX_LOGGERS = (
 DOCS_SITE = "local_site"
 # How many offending values a report keeps per expectation.
 PARTIAL_UNEXPECTED_COUNT = 20
-_UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._=-]+")
 _STATIC_REF = re.compile(r"(static/[A-Za-z0-9_./-]+)")
 
 
@@ -112,7 +112,7 @@ def report_prefix(dataset: str, run_id: str) -> str:
     Airflow run ids contain ``:`` and ``+``, which some S3 servers and browsers
     mangle in keys and links, so they are replaced with ``_``.
     """
-    return f"reports/quality/{dataset}/{_UNSAFE_KEY_CHARS.sub('_', run_id)}"
+    return quality_report_prefix(dataset, run_id)
 
 
 def run_quality_gate(
