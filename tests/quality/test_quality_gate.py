@@ -109,12 +109,16 @@ def test_clean_partition_passes_with_full_score(runs: Runs) -> None:
 def test_reports_are_in_the_lake(runs: Runs) -> None:
     result = runs.passing
     prefix = "reports/quality/churn/manual__2026-01-01T00_00_00_00_00"
-    assert result.docs_uri == runs.lake.uri(f"{prefix}/docs/index.html")
+    # The link people get is this run's validation page (readable offline).
+    assert result.docs_uri.startswith(runs.lake.uri(f"{prefix}/docs/validations/"))
+    assert result.docs_uri.endswith(".html")
     assert result.results_uri == runs.lake.uri(f"{prefix}/results.json")
     assert result.summary_uri == runs.lake.uri(f"{prefix}/summary.json")
 
-    index = _local(result.docs_uri).read_text()
-    assert index.lstrip().lower().startswith("<!doctype html") and "</html>" in index
+    page = _local(result.docs_uri).read_text()
+    assert page.lstrip().lower().startswith("<!doctype html") and "</html>" in page
+    assert "Expectation Validation Result" in page and "Successful Expectations" in page
+    assert runs.lake.exists(f"{prefix}/docs/index.html")
     docs = runs.lake.list_files(f"{prefix}/docs")
     assert any("/validations/" in k and k.endswith(".html") for k in docs)
 
@@ -153,7 +157,7 @@ def test_blocking_failure_raises_a_readable_error(runs: Runs) -> None:
     assert "observed mean 0.97" in message
     assert "Why it matters: the churn rate is normally a minority share" in message
     assert result.docs_uri in message
-    assert result.docs_uri.endswith("/bad_run/docs/index.html")
+    assert "/bad_run/docs/validations/" in result.docs_uri
 
 
 def test_warning_only_failure_passes_with_lower_score(runs: Runs) -> None:

@@ -4,7 +4,8 @@ Every run writes, under ``reports/quality/<dataset>/<run_id>/``:
 
 - ``results.json``: the Great Expectations validation result, as GX wrote it;
 - ``summary.json``: score, verdict and one plain record per expectation;
-- ``docs/``: the Data Docs HTML site (``docs/index.html`` is the page to open).
+- ``docs/``: the Data Docs HTML site; ``docs/validations/.../*.html`` is this run's
+  result page (``docs_uri``), readable offline, unlike ``docs/index.html``.
 
 Great Expectations is imported inside the functions that need it: it costs
 4-6 s and ~265 MB, and DAG parsing or a task that never gates must not pay that.
@@ -79,7 +80,7 @@ class QualityResult:
         failed_blocking: One summary record per failed blocking expectation.
         warnings: One summary record per failed non-blocking expectation.
         results_uri: The Great Expectations validation result JSON.
-        docs_uri: The Data Docs page to open (``index.html``).
+        docs_uri: The Data Docs page to open: this run's validation result page.
         summary_uri: The gate's summary JSON.
         rows_evaluated: Rows the suite ran on.
         rows_total: Rows in the data (more than ``rows_evaluated`` when sampled).
@@ -173,7 +174,11 @@ def run_quality_gate(
     failed_blocking = [r for r in records if not r["success"] and r["blocking"]]
     warnings = [r for r in records if not r["success"] and not r["blocking"]]
     score = round(passed_count / evaluated, 4) if evaluated else 1.0
-    docs_key = f"{prefix}/docs/index.html"
+    # The run's validation page is what a person opens: it is rendered server-side,
+    # whereas the site index draws its tables with scripts from a CDN and shows
+    # nothing offline.
+    validation_pages = [k for k in docs_files if "/docs/validations/" in k and k.endswith(".html")]
+    docs_key = validation_pages[0] if validation_pages else f"{prefix}/docs/index.html"
     summary = {
         "dataset": dataset,
         "partition": partition,

@@ -1,0 +1,1 @@
+"""Experiment tracking: thin helpers over the MLflow client (tuning runs, trial child runs)."""

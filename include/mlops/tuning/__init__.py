@@ -1,0 +1,1 @@
+"""Hyperparameter tuning: one shared Optuna study searched by parallel workers."""
