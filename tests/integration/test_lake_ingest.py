@@ -34,6 +34,14 @@ REASON_OF = {
 }
 
 
+def staged_files(lake: Any) -> set[str]:
+    """Objects under the hidden staging prefix (``Lake.list_files`` never shows them)."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(lake.path("_staging"), recursive=True, allow_not_found=True)
+    return {i.path for i in lake.fs.get_file_info(selector) if i.type == pafs.FileType.File}
+
+
 def catalog(lake: Any, dataset: str) -> dict:
     return lake.read_json(f"catalog/{dataset}/schema.json")
 
@@ -242,3 +250,33 @@ def test_store_down_at_task_start_then_back_retry_succeeds(dags, s3_server, tmp_
     tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
     assert tries["plan"] >= 2, f"the first attempt should have failed on the dead store: {tries}"
     assert catalog(s3_server.lake(), "outage_churn")["partitions"]["2026-11-05"]["rows"] == 500
+
+
+def test_failed_quality_gate_stops_before_publishing(dags, s3_server, tmp_path) -> None:
+    """Nearly every customer churned: rows are valid one by one, the partition is not."""
+    import pandas as pd
+
+    from include.mlops.demo.churn import generate_churn
+
+    df = generate_churn(800, seed=9, start_id=900_001)
+    df["churned"] = 1
+    df["signup_date"] = df["signup_date"].dt.strftime("%Y-%m-%d")
+    src = tmp_path / "broken_upstream.csv"
+    pd.DataFrame(df).to_csv(src, index=False)
+    lake = s3_server.lake()
+    staged_before = staged_files(lake)
+    run = ingest(dags, "churn", src, "2026-11-20")
+    states = task_states(run)
+    assert run.state == "failed"
+    assert states["stage"] == "success" and states["quality_gate"] == "failed"
+    assert states["publish"] == "upstream_failed"
+
+    assert not lake.exists("curated/churn/dt=2026-11-20/part-00000.parquet")
+    entry = lake.read_json("catalog/churn/schema.json", default={"partitions": {}})
+    assert "2026-11-20" not in entry["partitions"]
+    assert staged_files(lake) == staged_before, "the rejected staged file is discarded"
+    summaries = [k for k in lake.list_files("reports/quality/churn/") if k.endswith("summary.json")]
+    failed = [s for s in (lake.read_json(k) for k in summaries) if s["partition"] == "2026-11-20"]
+    assert failed and failed[-1]["passed"] is False
+    names = {e["type"] for e in failed[-1]["expectations"] if not e["success"]}
+    assert "expect_column_mean_to_be_between" in names
