@@ -50,9 +50,7 @@ def model_artifact_sha256(model_dir: str | Path) -> str:
     root = Path(model_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"model directory {root} does not exist")
-    files = sorted(
-        (p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file()
-    )
+    files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
     if not files:
         raise FileNotFoundError(f"model directory {root} holds no file")
     manifest = hashlib.sha256()

@@ -390,9 +390,7 @@ def _model_versions(client: mlflow.MlflowClient, model_name: str) -> list[ModelV
     while True:
         # A name holding a single quote ("o'brien") is quoted with double quotes instead.
         quote = '"' if "'" in model_name else "'"
-        page = client.search_model_versions(
-            f"name = {quote}{model_name}{quote}", page_token=token
-        )
+        page = client.search_model_versions(f"name = {quote}{model_name}{quote}", page_token=token)
         versions.extend(page)
         token = page.token
         if not token:

@@ -205,7 +205,9 @@ def grid_points(spec: TuningSpec) -> dict[str, tuple[str, dict[str, Any]]]:
         names = sorted(grid)
         for values in itertools.product(*(grid[name] for name in names)):
             params = dict(zip(names, values, strict=True))
-            inner = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in params.items())
+            inner = ", ".join(
+                f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in params.items()
+            )
             points.setdefault(f"{algorithm}({inner})", (algorithm, params))
     return points
 
