@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from include.mlops.registry.versions import (
     SHA256_TAG,
@@ -78,12 +78,14 @@ def download_model(client: ClientOrUri, info: VersionInfo, dst_dir: str | Path) 
     target.mkdir(parents=True, exist_ok=True)
     # The source is the logged model's artifact location (file path, s3://, or
     # mlflow-artifacts:/ which needs the client's tracking URI, never the global one).
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=info.source,
-        dst_path=str(target),
+    repository = get_artifact_repository(
+        info.source,
         tracking_uri=client.tracking_uri,
+        registry_uri=getattr(client, "_registry_uri", None),
     )
-    return Path(local)
+    # "" = the whole model folder, written straight into target (no extra level).
+    repository.download_artifacts("", dst_path=str(target))
+    return target
 
 
 def verify_artifact(

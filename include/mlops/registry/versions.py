@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
@@ -38,6 +38,8 @@ OBJECTIVE_VALUE_TAG = "objective_value"
 SHA256_TAG = "model_sha256"
 TRAINING_SPEC_TAG = "training_spec"
 EVALUATION_REPORT_TAG = "evaluation_report"
+# The SQL registry store drops create_model_version(model_id=...), so it is kept as a tag.
+MODEL_ID_TAG = "model_id"
 # Decision tags written by set_approval.
 APPROVED_BY_TAG = "approved_by"
 REJECTED_BY_TAG = "rejected_by"
@@ -211,12 +213,10 @@ def champion(client: ClientOrUri, model_name: str) -> VersionInfo | None:
     """
     client = registry_client(client)
     try:
-        mv = client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
-    except MlflowException as error:
-        if _is_not_found(error):
-            return None
-        raise
-    return _version_info(client, mv)
+        version = _alias_version(client, model_name, CHAMPION_ALIAS)
+    except ModelNotFoundError:
+        return None
+    return None if version is None else get_version(client, model_name, version)
 
 
 def latest_approved(client: ClientOrUri, model_name: str) -> VersionInfo | None:
@@ -279,16 +279,13 @@ def resolve_version(
             raise VersionNotFoundError(f"model {model_name!r} has no versions yet")
         return _version_info(client, versions[0])
     alias = wanted.lower() if wanted.lower() == CHAMPION_ALIAS else wanted
-    try:
-        mv = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException as error:
-        if not _is_not_found(error):
-            raise
+    version = _alias_version(client, model_name, alias)
+    if version is None:
         raise VersionNotFoundError(
             f"model {model_name!r} has no version with alias {alias!r}; "
             f"versions: {_describe(versions)}"
-        ) from error
-    return _version_info(client, mv)
+        )
+    return get_version(client, model_name, version)
 
 
 def set_champion(client: ClientOrUri, model_name: str, version: int | str) -> VersionInfo:
@@ -373,10 +370,10 @@ def _status(mv: ModelVersion) -> str:
     return str((mv.tags or {}).get(APPROVAL_TAG) or PENDING)
 
 
-def _model_versions(client: mlflow.MlflowClient, model_name: str) -> list[ModelVersion]:
-    """Every version, newest first; ModelNotFoundError names models that do exist."""
+def _registered_model(client: mlflow.MlflowClient, model_name: str) -> RegisteredModel:
+    """The registered model; ModelNotFoundError names models that do exist."""
     try:
-        client.get_registered_model(model_name)
+        return client.get_registered_model(model_name)
     except MlflowException as error:
         if not _is_not_found(error):
             raise
@@ -385,6 +382,19 @@ def _model_versions(client: mlflow.MlflowClient, model_name: str) -> list[ModelV
         raise ModelNotFoundError(
             f"no registered model {model_name!r}; registered models: {shown}"
         ) from error
+
+
+def _alias_version(client: mlflow.MlflowClient, model_name: str, alias: str) -> str | None:
+    # Read from the registered model: get_model_version_by_alias reports a missing alias
+    # as INVALID_PARAMETER_VALUE, indistinguishable from a real bad request.
+    aliases = _registered_model(client, model_name).aliases or {}
+    version = aliases.get(alias)
+    return None if version is None else str(version)
+
+
+def _model_versions(client: mlflow.MlflowClient, model_name: str) -> list[ModelVersion]:
+    """Every version, newest first; ModelNotFoundError names models that do exist."""
+    _registered_model(client, model_name)
     versions: list[ModelVersion] = []
     token: str | None = None
     while True:
@@ -426,7 +436,7 @@ def _version_info(client: mlflow.MlflowClient, mv: ModelVersion) -> VersionInfo:
         status=_status(mv),
         run_id=mv.run_id or None,
         source=str(mv.source),
-        model_id=getattr(mv, "model_id", None) or None,
+        model_id=getattr(mv, "model_id", None) or tags.get(MODEL_ID_TAG) or None,
         sha256=tags.get(SHA256_TAG) or None,
         aliases=tuple(sorted(mv.aliases or ())),
         tags=tags,

@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -122,6 +123,20 @@ class TuningSpec:
     def timeout_seconds(self) -> float | None:
         """The wall-clock budget in seconds, or ``None``."""
         return None if self.timeout_minutes is None else float(self.timeout_minutes) * 60.0
+
+    def deadline(self, started_at: float) -> float | None:
+        """When workers stop starting trials: ``started_at`` plus the timeout.
+
+        Args:
+            started_at: ``time.time()`` when the tuning began (the same value for every
+                worker, e.g. when the study was created, so a worker that waited in the
+                queue does not get a fresh budget).
+
+        Returns:
+            A ``time.time()`` value, or ``None`` without a timeout.
+        """
+        seconds = self.timeout_seconds
+        return None if seconds is None else started_at + seconds
 
     def problems(self) -> list[str]:
         """Everything wrong with the spec, each said plainly (empty when valid)."""
@@ -267,8 +282,8 @@ def sampler_for(spec: TuningSpec, *, seed: int | None = None) -> optuna.samplers
         return optuna.samplers.GridSampler({GRID_PARAM: list(grid_points(spec))}, seed=seed)
     else:
         with warnings.catch_warnings():
-            # multivariate/group are flagged experimental; they are what a per-algorithm
-            # conditional space needs, and their behaviour is pinned by our tests.
+            # multivariate/group (and PartialFixedSampler below) are flagged experimental;
+            # they are what a per-algorithm conditional space needs, and tests pin them.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(
                 seed=seed,
@@ -280,7 +295,9 @@ def sampler_for(spec: TuningSpec, *, seed: int | None = None) -> optuna.samplers
                 n_startup_trials=startup_trials(spec.max_trials),
             )
     if spec.fixed_params:
-        sampler = optuna.samplers.PartialFixedSampler(dict(spec.fixed_params), sampler)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.PartialFixedSampler(dict(spec.fixed_params), sampler)
     return sampler
 
 
@@ -471,6 +488,8 @@ def create_or_load_study(
         )
     if stored is None:
         study.set_user_attr("spec", wanted)
+        # The deadline counts from here for every worker (see study_deadline).
+        study.set_user_attr("created_at", time.time())
     elif _canonical(stored) != _canonical(wanted):
         raise ValueError(
             f"study {study_name!r} exists with another tuning spec ({stored}); "
@@ -480,6 +499,23 @@ def create_or_load_study(
         spec, seed=worker_seed(spec.seed, worker, len(study.get_trials(deepcopy=False)))
     )
     return study
+
+
+def study_deadline(study: optuna.Study, spec: TuningSpec) -> float | None:
+    """The shared deadline: the study's creation time plus ``timeout_minutes``.
+
+    Every worker computes the same value, however long it waited in Airflow's queue.
+
+    Args:
+        study: A study from :func:`create_or_load_study`.
+        spec: Its tuning spec.
+
+    Returns:
+        A ``time.time()`` value for :func:`include.mlops.tuning.worker.run_trials`, or
+        ``None`` without a timeout.
+    """
+    created = study.user_attrs.get("created_at")
+    return spec.deadline(float(created) if created is not None else time.time())
 
 
 def _canonical(data: Mapping[str, Any]) -> str:

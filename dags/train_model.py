@@ -1,0 +1,188 @@
+"""
+### train_model — tune, evaluate, register and approve a model on a curated dataset
+
+SageMaker's training jobs + automatic model tuning + Model Registry, on Airflow and MLflow.
+
+1. **resolve_request** — validate the params (a bad combination fails here, before any
+   work). A run not started by hand (weekly, new curated data, drift) retrains the
+   current champion with its stored training spec on the newest data snapshot.
+2. **prepare_data** — Great Expectations gate on the training snapshot (target present,
+   not missing, not constant; minimum rows; class balance; single-feature leakage
+   check at ROC-AUC ≥ 0.99), then the 80/10/10 split (stratified, or by `time_column`)
+   written to `features/<model>/<snapshot>/`.
+3. **start_tuning** → **tune** × `max_parallel_trials` — parallel mapped workers draw
+   trials from one shared Optuna study (random, grid, bayesian TPE, hyperband pruning);
+   every trial is an MLflow child run of the tuning run.
+4. **evaluate** — refit the best trial; test-split metrics beside the majority/mean
+   baseline and the current champion (re-scored on the same split); gates:
+   `min_objective`, beat the baseline, not worse than the champion beyond tolerance.
+   Report + model card: `reports/evaluation/<model>/<version>/`.
+5. **register** — MLflow model version, `approval_status=PendingManualApproval`, with the
+   drift baseline, evaluation report, training spec and the artifact's sha256.
+6. **await_approval** (Required Actions page or REST) → **approve_version** (emits the
+   `model_approved` asset) or **record_rejection**. `approval=auto` approves when every
+   gate passed. **report_outcome** logs the version's final status (and fails the run
+   when any step failed).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk.definitions.param import ParamsDict
+
+from include.mlops.airflow import assets
+from include.mlops.airflow.defaults import DEFAULT_ARGS, NAME_PATTERN
+
+ALGORITHMS = ["xgboost", "random_forest", "logistic_regression", "ridge", "linear_regression"]
+METRICS = ["roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "rmse", "mae", "r2"]
+
+with DAG(
+    dag_id="train_model",
+    doc_md=__doc__,
+    # Weekly, or when new curated data lands, or when the monitor detects drift.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC"),
+        assets=(assets.curated_alias | assets.drift_detected),
+    ),
+    catchup=False,
+    max_active_runs=2,
+    default_args=DEFAULT_ARGS,
+    tags=["training", "tuning", "registry"],
+    params={
+        "dataset": Param("churn", type="string", pattern=NAME_PATTERN, title="Dataset",
+                         description="Curated dataset to train on (every partition: the newest snapshot)."),
+        "target": Param("churned", type="string", minLength=1, title="Target column",
+                        description="The column to predict."),
+        "model_name": Param("churn_model", type="string", pattern=NAME_PATTERN, title="Model name",
+                            description="Registered model in MLflow; each run adds a version."),
+        "problem_type": Param("auto", type="string", enum=["auto", "binary", "multiclass", "regression"],
+                              title="Problem type", description="auto infers it from the target."),
+        "algorithms": Param(["xgboost", "logistic_regression"], type="array",
+                            items={"type": "string", "enum": ALGORITHMS}, minItems=1,
+                            title="Algorithms",
+                            description="Searched together; a majority/mean baseline always runs too."),
+        "tuning_strategy": Param("bayesian", type="string", enum=["random", "grid", "bayesian", "hyperband"],
+                                 title="Tuning strategy",
+                                 description="bayesian = Optuna TPE; hyperband = TPE with early pruning."),
+        "max_trials": Param(20, type="integer", minimum=1, maximum=1000, title="Max trials",
+                            description="Trials across all workers."),
+        "max_parallel_trials": Param(2, type="integer", minimum=1, maximum=64, title="Parallel trials",
+                                     description="Workers (mapped tasks) sharing one Optuna study."),
+        "objective_metric": Param("roc_auc", type="string", enum=METRICS, title="Objective metric",
+                                  description="Optimized on validation, gated on test."),
+        "min_objective": Param(None, type=["null", "number"], title="Minimum objective",
+                               description="Value gate on the test split (for rmse/mae/log_loss: the maximum). Empty: none."),
+        "approval": Param("manual", type="string", enum=["manual", "auto"], title="Approval",
+                          description="manual: a person approves on the Required Actions page; auto: approve when every gate passes."),
+        "split": Param([0.8, 0.1, 0.1], type="array", items={"type": "number", "exclusiveMinimum": 0},
+                       minItems=3, maxItems=3, title="Split (train, validation, test)",
+                       description="Shares summing to 1; stratified for classification."),
+        "seed": Param(42, type="integer", minimum=0, title="Seed", description="Seeds the split, samplers and fits."),
+        "time_column": Param("", type="string", title="Time column",
+                             description="Split by time on this column (oldest to train). Empty: random split."),
+        "timeout_minutes": Param(60, type="number", exclusiveMinimum=0, maximum=1440, title="Tuning timeout (minutes)",
+                                 description="No new trial starts after this."),
+    },
+) as dag:  # fmt: skip
+
+    @task
+    def resolve_request(
+        *, params: dict, dag_run: Any = None, triggering_asset_events: Any = None
+    ) -> dict:
+        from include.mlops.airflow.training import resolve_request
+
+        return resolve_request(
+            params, dag_run=dag_run, triggering_asset_events=triggering_asset_events
+        )
+
+    @task
+    def prepare_data(request: dict, *, run_id: str) -> dict:
+        from include.mlops.airflow.training import prepare
+
+        return prepare(request, run_id=run_id)
+
+    @task
+    def start_tuning(request: dict, prepared: dict, *, run_id: str) -> dict:
+        from include.mlops.airflow.training import begin_tuning
+
+        return begin_tuning(request, prepared, run_id=run_id)
+
+    @task
+    def tuning_workers(request: dict) -> list[int]:
+        return list(range(int(request["max_parallel_trials"])))
+
+    @task(retries=1)
+    def tune(worker: int, *, request: dict, prepared: dict, tuning: dict) -> dict:
+        from include.mlops.airflow.training import tune
+
+        return tune(request, prepared, tuning, worker)
+
+    @task
+    def evaluate(request: dict, prepared: dict, tuning: dict, *, run_id: str) -> dict:
+        from include.mlops.airflow.training import evaluate
+
+        return evaluate(request, prepared, tuning, run_id=run_id)
+
+    @task
+    def register(request: dict, prepared: dict, tuning: dict, evaluation: dict) -> dict:
+        from include.mlops.airflow.training import register
+
+        return register(request, prepared, tuning, evaluation)
+
+    @task.branch
+    def choose_approval(request: dict) -> str:
+        return "auto_approve" if request["approval"] == "auto" else "await_approval"
+
+    @task
+    def auto_approve(registered: dict) -> str:
+        return f"approval=auto: every gate passed for v{registered['version']}"
+
+    await_approval = ApprovalOperator(
+        task_id="await_approval",
+        subject="Approve {{ ti.xcom_pull(task_ids='register')['model_name'] }} "
+        "v{{ ti.xcom_pull(task_ids='register')['version'] }}?",
+        body="{{ ti.xcom_pull(task_ids='register')['approval_body'] }}",
+        params=ParamsDict({"comment": Param("", type="string", title="Comment",
+                                            description="Why (kept on the version as approval_comment).")}),
+        response_timeout=timedelta(days=7),
+    )  # fmt: skip
+
+    @task(trigger_rule="none_failed_min_one_success", outlets=[assets.model_approved])
+    def approve_version(registered: dict, *, ti: Any, outlet_events: Any) -> dict:
+        from include.mlops.airflow.training import approve
+
+        approval = ti.xcom_pull(task_ids="await_approval")
+        return approve(registered, approval=approval, outlet_events=outlet_events)
+
+    @task(trigger_rule="all_skipped")
+    def record_rejection(registered: dict, *, ti: Any) -> dict:
+        from include.mlops.airflow.training import reject_if_rejected
+
+        return reject_if_rejected(registered, approval=ti.xcom_pull(task_ids="await_approval"))
+
+    @task(trigger_rule="none_failed")
+    def report_outcome(registered: dict) -> dict:
+        """The version's final status; fails the run if anything upstream failed."""
+        from include.mlops.airflow.training import outcome
+
+        return outcome(registered)
+
+    request = resolve_request()
+    prepared = prepare_data(request)
+    tuning = start_tuning(request, prepared)
+    tuned = tune.partial(request=request, prepared=prepared, tuning=tuning).expand(
+        worker=tuning_workers(request)
+    )
+    evaluation = evaluate(request, prepared, tuning)
+    tuned >> evaluation
+    registered = register(request, prepared, tuning, evaluation)
+    route = choose_approval(request)
+    automatic = auto_approve(registered)
+    registered >> route >> [await_approval, automatic]
+    approved = approve_version(registered)
+    [await_approval, automatic] >> approved
+    approved >> record_rejection(registered) >> report_outcome(registered)

@@ -1,0 +1,238 @@
+"""Task bodies of ``train_model``: params and context in, one call into the domain, refs out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from include.mlops.airflow.hooks import LakeHook
+
+log = logging.getLogger(__name__)
+
+
+def _say(line: str) -> None:
+    log.info("%s", line)
+
+
+def mlflow_client() -> Any:
+    """An MLflow client for the configured tracking URI, with S3 reachable for artifacts."""
+    import mlflow
+
+    settings = LakeHook().get_settings()
+    # Artifacts written straight to the lake (a store without an artifact proxy) use boto3.
+    if settings.s3_endpoint_url:
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
+    for name, value in (("AWS_ACCESS_KEY_ID", settings.aws_access_key_id),
+                        ("AWS_SECRET_ACCESS_KEY", settings.aws_secret_access_key)):  # fmt: skip
+        if value:
+            os.environ.setdefault(name, value)
+    if not settings.mlflow_tracking_uri:
+        raise AirflowFailException("MLFLOW_TRACKING_URI is not set: where should runs be tracked?")
+    return mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+
+
+def artifact_location(model_name: str) -> str | None:
+    """Experiment artifacts in the lake unless an MLflow server proxies them."""
+    settings = LakeHook().get_settings()
+    uri = settings.mlflow_tracking_uri or ""
+    if uri.startswith("http"):
+        return None  # the server decides (--artifacts-destination)
+    return f"s3://{settings.lake_bucket}/mlflow/{model_name}"
+
+
+def resolve_request(params: dict[str, Any], *, dag_run: Any, triggering_asset_events: Any) -> dict:
+    """Validate a manual run's params; for a scheduled/asset run, the champion's spec.
+
+    A run not started by hand retrains the current champion with its stored training
+    spec on the newest snapshot; with no champion yet there is nothing to retrain.
+    """
+    from include.mlops.training.workflow import TrainingRequest, TrainingRequestError
+
+    run_type = str(getattr(dag_run, "run_type", "manual")).lower()
+    try:
+        if "manual" in run_type:
+            request = TrainingRequest.from_params(params)
+            log.info("manual run: %s", request.to_dict())
+            return request.to_dict()
+        return _retrain_request(params, triggering_asset_events)
+    except TrainingRequestError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def _retrain_request(params: dict[str, Any], events: Any) -> dict:
+    from include.mlops.registry import champion, training_spec
+    from include.mlops.training.workflow import TrainingRequest
+
+    model_name = params["model_name"]
+    datasets: set[str] = set()
+    for asset_events in (events or {}).values():
+        for event in asset_events:
+            extra = dict(getattr(event, "extra", None) or {})
+            model_name = extra.get("model_name", model_name)
+            if "dataset" in extra and "model_name" not in extra:
+                datasets.add(extra["dataset"])
+    client = mlflow_client()
+    current = champion(client, model_name)
+    if current is None:
+        raise AirflowSkipException(f"{model_name} has no champion yet: train it by hand first")
+    spec = training_spec(client, model_name, current.version)
+    if datasets and spec.get("dataset") not in datasets:
+        raise AirflowSkipException(
+            f"new data in {sorted(datasets)}; {model_name} trains on {spec.get('dataset')!r}: nothing to do"
+        )
+    request = TrainingRequest.from_params(spec)
+    log.info(
+        "retraining %s from champion v%s's spec on the newest snapshot", model_name, current.version
+    )
+    return request.to_dict()
+
+
+def prepare(request: dict[str, Any], *, run_id: str) -> dict:
+    from include.mlops.quality.gate import DataQualityError
+    from include.mlops.training.workflow import TrainingRequest, prepare_training_data
+
+    lake = LakeHook().get_lake()
+    try:
+        return prepare_training_data(
+            lake, TrainingRequest.from_params(request), run_id=run_id, log=_say
+        )
+    except DataQualityError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except FileNotFoundError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def optuna_storage() -> str:
+    """The shared study database: ``MLOPS_OPTUNA_STORAGE`` (Postgres when scaled out)."""
+    from include.mlops.tuning.study import storage_url_from_env
+
+    home = os.environ.get("AIRFLOW_HOME", ".")
+    return storage_url_from_env(default=f"sqlite:///{home}/optuna.db")
+
+
+def begin_tuning(request: dict[str, Any], prepared: dict[str, Any], *, run_id: str) -> dict:
+    from include.mlops.training.workflow import TrainingRequest, start_tuning
+
+    req = TrainingRequest.from_params(request)
+    tuning = start_tuning(
+        mlflow_client(), req, prepared, run_id=run_id, storage_url=optuna_storage(),
+        artifact_location=artifact_location(req.model_name),
+    )  # fmt: skip
+    log.info("study %s (%s), %d worker(s), up to %d trials", tuning["study_name"],
+             req.tuning_strategy, req.max_parallel_trials, req.max_trials)  # fmt: skip
+    return tuning
+
+
+def tune(
+    request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], worker: int
+) -> dict:
+    from include.mlops.training.workflow import TrainingRequest, tune_worker
+
+    lake = LakeHook().get_lake()
+    return tune_worker(
+        lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning,
+        worker=worker, log=_say,
+    )  # fmt: skip
+
+
+def evaluate(
+    request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], *, run_id: str
+) -> dict:
+    from include.mlops.evaluation.gates import ModelGateError
+    from include.mlops.training.workflow import TrainingRequest, evaluate_candidate
+    from include.mlops.tuning.worker import TuningFailedError
+
+    lake = LakeHook().get_lake()
+    try:
+        return evaluate_candidate(
+            lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning,
+            run_id=run_id, log=_say,
+        )  # fmt: skip
+    except (ModelGateError, TuningFailedError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def register(
+    request: dict[str, Any],
+    prepared: dict[str, Any],
+    tuning: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict:
+    from include.mlops.training.workflow import TrainingRequest, register_version
+
+    lake = LakeHook().get_lake()
+    return register_version(
+        lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning, evaluation,
+        log=_say,
+    )  # fmt: skip
+
+
+def approve(
+    registered: dict[str, Any], *, approval: dict[str, Any] | None, outlet_events: Any
+) -> dict:
+    """Tag the version Approved and announce it (deploy schedules on the event)."""
+    from include.mlops.airflow.assets import model_approved
+    from include.mlops.registry import approve_version
+
+    actor, comment = _responder(approval)
+    approve_version(
+        mlflow_client(),
+        registered["model_name"],
+        registered["version"],
+        actor=actor,
+        comment=comment,
+    )
+    extra = {"model_name": registered["model_name"], "version": registered["version"],
+             "run_id": registered["run_id"], "approved_by": actor}  # fmt: skip
+    outlet_events[model_approved].extra = extra
+    log.info("%s v%s Approved by %s", registered["model_name"], registered["version"], actor)
+    return extra
+
+
+def reject_if_rejected(registered: dict[str, Any], *, approval: dict[str, Any] | None) -> dict:
+    """Tag Rejected when the approver chose Reject; otherwise nothing to do."""
+    from include.mlops.registry import reject_version
+
+    chosen = (approval or {}).get("chosen_options") or []
+    if chosen != ["Reject"]:
+        raise AirflowSkipException("no rejection to record")
+    actor, comment = _responder(approval)
+    reject_version(
+        mlflow_client(),
+        registered["model_name"],
+        registered["version"],
+        actor=actor,
+        comment=comment,
+    )
+    log.info("%s v%s Rejected by %s", registered["model_name"], registered["version"], actor)
+    return {
+        "model_name": registered["model_name"],
+        "version": registered["version"],
+        "rejected_by": actor,
+    }
+
+
+def _responder(approval: dict[str, Any] | None) -> tuple[str, str | None]:
+    if not approval:
+        return "auto (every gate passed)", None
+    user = approval.get("responded_by_user") or {}
+    actor = user.get("name") or user.get("id") or "unknown" if isinstance(user, dict) else str(user)
+    comment = (approval.get("params_input") or {}).get("comment") or None
+    return str(actor), comment
+
+
+def outcome(registered: dict[str, Any]) -> dict:
+    """Log and return the registered version's final approval status."""
+    from include.mlops.registry import get_version
+
+    info = get_version(mlflow_client(), registered["model_name"], registered["version"])
+    log.info("%s v%s is %s; report %s", registered["model_name"], registered["version"],
+             info.status, registered["report_uri"])  # fmt: skip
+    return {
+        "model_name": registered["model_name"],
+        "version": registered["version"],
+        "status": info.status,
+    }

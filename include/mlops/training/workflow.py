@@ -1,0 +1,678 @@
+"""The steps of ``train_model`` as plain functions: no Airflow here.
+
+Each step takes the lake, an MLflow client and small JSON-able dicts (what XCom
+carries between tasks) and returns one. Order::
+
+    TrainingRequest.from_params → prepare_training_data → start_tuning
+      → tune_worker (× max_parallel_trials, one shared Optuna study)
+      → evaluate_candidate (refit best, test split, baseline, champion, gates)
+      → register_version (Pending) → approval (Airflow) → approve/reject
+
+A failed gate raises a named error (``DataQualityError``, ``ModelGateError``) whose
+message says what failed, by how much and where the report is.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.mlops.etl.naming import DATASET_RE, safe_run_id
+
+if TYPE_CHECKING:
+    import mlflow
+    import pandas as pd
+
+    from include.mlops.lake import Lake
+
+log = logging.getLogger(__name__)
+Log = Callable[[str], Any]
+
+PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
+STRATEGIES = ("random", "grid", "bayesian", "hyperband")
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "accuracy", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+ALGORITHM_NAMES = ("xgboost", "random_forest", "logistic_regression", "ridge", "linear_regression")
+#: Fewer rows than this and a held-out test split means little.
+MIN_TRAINING_ROWS = 200
+#: A single feature that alone separates the target this well is a leak, not a signal.
+LEAKAGE_AUC = 0.99
+
+
+class TrainingRequestError(ValueError):
+    """The training parameters are inconsistent; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a ``train_model`` run is asked to do (the DAG's params, validated).
+
+    Stored with every registered version as its training spec, so a scheduled or
+    drift-triggered run can retrain the champion the same way on newer data.
+    """
+
+    dataset: str
+    target: str
+    model_name: str
+    problem_type: str = "auto"
+    algorithms: tuple[str, ...] = ("xgboost", "logistic_regression")
+    tuning_strategy: str = "bayesian"
+    max_trials: int = 20
+    max_parallel_trials: int = 2
+    objective_metric: str = "roc_auc"
+    min_objective: float | None = None
+    approval: str = "manual"
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 42
+    time_column: str | None = None
+    timeout_minutes: float = 60.0
+    champion_tolerance: float = 0.01
+    fixed_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainingRequest:
+        """Validate DAG params (or a stored spec) into a request.
+
+        Raises:
+            TrainingRequestError: Listing every inconsistent field by name.
+        """
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in params.items() if k in known}
+        for key in ("time_column",):
+            values[key] = values.get(key) or None
+        if values.get("min_objective") in ("", None):
+            values["min_objective"] = None
+        if "algorithms" in values:
+            values["algorithms"] = tuple(values["algorithms"] or ())
+        if "split" in values:
+            values["split"] = tuple(float(x) for x in values["split"])
+        problems: list[str] = []
+        try:
+            request = cls(**values)
+        except TypeError as exc:
+            raise TrainingRequestError(f"training parameters: {exc}") from exc
+        problems = request.problems()
+        if problems:
+            raise TrainingRequestError("invalid training parameters: " + "; ".join(problems))
+        return request
+
+    def problems(self) -> list[str]:
+        """Every inconsistency, each naming its field (empty when valid)."""
+        out = []
+        for name in ("dataset", "model_name"):
+            if not DATASET_RE.match(getattr(self, name) or ""):
+                out.append(f"{name} {getattr(self, name)!r} must match ^[a-z][a-z0-9_]*$")
+        if not self.target:
+            out.append("target is required")
+        if self.problem_type not in PROBLEM_TYPES:
+            out.append(f"problem_type {self.problem_type!r} is not one of {PROBLEM_TYPES}")
+        if self.tuning_strategy not in STRATEGIES:
+            out.append(f"tuning_strategy {self.tuning_strategy!r} is not one of {STRATEGIES}")
+        unknown = [a for a in self.algorithms if a not in ALGORITHM_NAMES]
+        if not self.algorithms or unknown:
+            out.append(
+                f"algorithms {list(self.algorithms)} must be a non-empty list from {ALGORITHM_NAMES}"
+            )
+        metric = self.objective_metric
+        if metric not in CLASSIFICATION_METRICS + REGRESSION_METRICS:
+            out.append(f"objective_metric {metric!r} is unknown")
+        if self.problem_type == "regression":
+            if metric in CLASSIFICATION_METRICS:
+                out.append(f"objective_metric {metric!r} is a classification metric")
+            wrong = [a for a in self.algorithms if a == "logistic_regression"]
+            if wrong:
+                out.append("algorithms: logistic_regression cannot do regression")
+        if self.problem_type in ("binary", "multiclass"):
+            if metric in REGRESSION_METRICS:
+                out.append(f"objective_metric {metric!r} is a regression metric")
+            wrong = [a for a in self.algorithms if a in ("ridge", "linear_regression")]
+            if wrong:
+                out.append(f"algorithms: {wrong} cannot do classification")
+        if not 1 <= self.max_trials <= 1000:
+            out.append("max_trials must be between 1 and 1000")
+        if not 1 <= self.max_parallel_trials <= 64:
+            out.append("max_parallel_trials must be between 1 and 64")
+        if self.approval not in ("manual", "auto"):
+            out.append(f"approval {self.approval!r} is not manual or auto")
+        if (
+            len(self.split) != 3
+            or any(x <= 0 for x in self.split)
+            or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6)
+        ):
+            out.append(f"split {list(self.split)} must be three positive shares summing to 1")
+        if self.timeout_minutes <= 0:
+            out.append("timeout_minutes must be positive")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the stored training spec)."""
+        data = asdict(self)
+        data["algorithms"] = list(self.algorithms)
+        data["split"] = list(self.split)
+        data["fixed_params"] = dict(self.fixed_params)
+        return data
+
+    def algorithms_for(self, problem_type: str) -> tuple[str, ...]:
+        """The requested algorithms that can solve ``problem_type``."""
+        from include.mlops.training.algorithms import get_algorithm
+
+        return tuple(a for a in self.algorithms if problem_type in get_algorithm(a).problem_types)
+
+    def objective_for(self, problem_type: str) -> str:
+        """The objective, defaulting sensibly when ``auto`` met a mismatching metric."""
+        if problem_type == "regression" and self.objective_metric in CLASSIFICATION_METRICS:
+            return "rmse"
+        if problem_type != "regression" and self.objective_metric in REGRESSION_METRICS:
+            return "roc_auc" if problem_type == "binary" else "f1"
+        return self.objective_metric
+
+
+# -- data --------------------------------------------------------------------------
+def load_curated(lake: Lake, dataset: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every curated partition of a dataset and its catalog entry (the snapshot)."""
+    import pyarrow.parquet as pq
+
+    from include.mlops.etl.catalog import curated_paths, load_catalog
+
+    catalog = load_catalog(lake, dataset)
+    if not catalog or not catalog.get("partitions"):
+        raise FileNotFoundError(
+            f"dataset {dataset!r} has no curated partitions (catalog {lake.uri(f'catalog/{dataset}/schema.json')}); "
+            "ingest it with lake_ingest first"
+        )
+    paths = curated_paths(lake, dataset)
+    tables = [pq.read_table(p, filesystem=lake.fs) for p in paths]
+    import pyarrow as pa
+
+    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    return table.to_pandas(), catalog
+
+
+def excluded_columns(catalog: Mapping[str, Any], target: str) -> list[str]:
+    """Columns never used as features: PII and keys (the target is handled separately)."""
+    schema = catalog.get("schema") or {}
+    out = [c["name"] for c in schema.get("columns", []) if c.get("pii")]
+    out += [k for k in schema.get("key", []) if k != target]
+    return out
+
+
+def leakage_scores(df: pd.DataFrame, *, target: str, features: Sequence[str]) -> dict[str, float]:
+    """Single-feature ROC-AUC of each feature against the target (classification).
+
+    Numeric features are scored as they are, categorical ones through their per-category
+    target rate; ``max(auc, 1 - auc)`` so a feature predicting the negative counts too.
+    Multiclass targets are scored one-vs-rest on the most frequent class.
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    y_raw = df[target]
+    positive = (
+        y_raw.value_counts().index[0]
+        if y_raw.nunique() > 2
+        else sorted(y_raw.dropna().unique())[-1]
+    )
+    y = (y_raw == positive).to_numpy()
+    if y.all() or not y.any():
+        return {}
+    scores: dict[str, float] = {}
+    for name in features:
+        col = df[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            values = col.astype("float64").fillna(col.astype("float64").median()).to_numpy()
+        else:
+            codes = col.astype("string").fillna("__missing__")
+            values = codes.map(pd.Series(y, index=df.index).groupby(codes).mean()).to_numpy(
+                dtype=float
+            )
+        if np.nanstd(values) == 0:
+            continue
+        auc = float(roc_auc_score(y, values))
+        scores[name] = round(max(auc, 1 - auc), 4)
+    return scores
+
+
+def prepare_training_data(
+    lake: Lake, request: TrainingRequest, *, run_id: str, log: Log = log.info
+) -> dict[str, Any]:
+    """Gate the training snapshot, infer the problem type, split, write the features.
+
+    Gate (Great Expectations, report in ``reports/quality/<dataset>/<run>/``): the target
+    exists, is never missing and not constant, at least :data:`MIN_TRAINING_ROWS` rows;
+    class balance is reported; a single feature predicting the target at ROC-AUC ≥
+    :data:`LEAKAGE_AUC` is a leak and stops the run.
+
+    Returns:
+        ``snapshot_id``, ``problem_type``, ``features_prefix``, ``rows``, ``splits``
+        (row counts), ``class_balance``, ``exclude``, ``quality_report``, ``leakage``.
+
+    Raises:
+        DataQualityError: A blocking check failed.
+    """
+    from include.mlops.features.split import infer_problem_type, split_dataset
+    from include.mlops.quality.gate import raise_for_quality, run_quality_gate
+    from include.mlops.quality.suites import expectation
+
+    df, catalog = load_curated(lake, request.dataset)
+    snapshot = str(catalog["snapshot_id"])
+    log(
+        f"training data {request.dataset}: {len(df):,} rows from {len(catalog['partitions'])} partition(s), snapshot {snapshot[:12]}"
+    )
+    target = request.target
+    exclude = excluded_columns(catalog, target)
+    suite = [
+        expectation("expect_column_to_exist", blocking=True, why="the target must be in the data", column=target),
+        expectation("expect_table_row_count_to_be_between", blocking=True,
+                    why=f"fewer than {MIN_TRAINING_ROWS} rows make the test metrics noise",
+                    min_value=MIN_TRAINING_ROWS),
+    ]  # fmt: skip
+    if target in df.columns:
+        suite += [
+            expectation("expect_column_values_to_not_be_null", blocking=True,
+                        why="rows without a label cannot train or test", column=target),
+            expectation("expect_column_unique_value_count_to_be_between", blocking=True,
+                        why="a constant target leaves nothing to learn", column=target, min_value=2),
+        ]  # fmt: skip
+    quality = run_quality_gate(
+        lake, dataset=request.dataset, partition=snapshot[:12], run_id=f"train_{request.model_name}_{run_id}",
+        df=df, suite=suite,
+    )  # fmt: skip
+    raise_for_quality(quality)
+
+    problem_type = request.problem_type
+    if problem_type == "auto":
+        problem_type = infer_problem_type(df[target])
+    features = [c for c in df.columns if c not in (target, *exclude)]
+    balance: dict[str, float] = {}
+    leakage: dict[str, float] = {}
+    if problem_type != "regression":
+        balance = {
+            str(k): round(float(v), 4) for k, v in df[target].value_counts(normalize=True).items()
+        }
+        log(f"class balance of {target!r}: {balance}")
+        leakage = leakage_scores(df, target=target, features=features)
+        leaks = {f: s for f, s in leakage.items() if s >= LEAKAGE_AUC}
+        if leaks:
+            from include.mlops.quality.gate import DataQualityError
+
+            detail = ", ".join(f"{f} (ROC-AUC {s:.3f} alone)" for f, s in sorted(leaks.items()))
+            raise DataQualityError(
+                f"target leakage in {request.dataset}: {detail} predicts {target!r} almost perfectly "
+                f"by itself (threshold {LEAKAGE_AUC}). A model would learn the leak and fail in "
+                "production; drop or fix the column(s), or exclude them from training. "
+                f"Data quality report: {quality.docs_uri}",
+                quality,
+            )
+    splits = split_dataset(
+        df, target=target, problem_type=problem_type, fractions=request.split,
+        seed=request.seed, time_column=request.time_column,
+    )  # fmt: skip
+    prefix = f"features/{request.model_name}/{snapshot[:16]}"
+    splits.write(lake, prefix)
+    log(f"split {splits.sizes()} written to {lake.uri(prefix)}/ ({problem_type})")
+    return {
+        "snapshot_id": snapshot,
+        "problem_type": problem_type,
+        "features_prefix": prefix,
+        "rows": len(df),
+        "splits": splits.sizes(),
+        "class_balance": balance,
+        "exclude": exclude,
+        "quality_report": quality.docs_uri,
+        "quality_score": quality.score,
+        "leakage": leakage,
+    }
+
+
+# -- tuning --------------------------------------------------------------------------
+def tuning_spec(request: TrainingRequest, problem_type: str) -> Any:
+    """The Optuna tuning spec for a request and the inferred problem type."""
+    from include.mlops.tuning.study import TuningSpec
+
+    algorithms = request.algorithms_for(problem_type)
+    if not algorithms:
+        raise TrainingRequestError(
+            f"none of algorithms {list(request.algorithms)} can solve a {problem_type} problem"
+        )
+    return TuningSpec(
+        strategy=request.tuning_strategy,
+        objective=request.objective_for(problem_type),
+        algorithms=algorithms,
+        problem_type=problem_type,
+        max_trials=request.max_trials,
+        max_parallel_trials=request.max_parallel_trials,
+        timeout_minutes=request.timeout_minutes,
+        seed=request.seed,
+        fixed_params=dict(request.fixed_params),
+    )
+
+
+def experiment_name(model_name: str) -> str:
+    """One MLflow experiment per model: its tuning runs and trials."""
+    return f"train_{model_name}"
+
+
+def start_tuning(
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: Mapping[str, Any],
+    *,
+    run_id: str,
+    storage_url: str,
+    artifact_location: str | None = None,
+) -> dict[str, Any]:
+    """Create the shared study and the MLflow tuning run trials hang under.
+
+    Returns:
+        ``study_name``, ``storage_url``, ``experiment_id``, ``parent_run_id``,
+        ``deadline`` (epoch seconds) and the tuning ``spec``.
+    """
+    from include.mlops.tracking.mlflow_runs import ensure_experiment, start_parent_run
+    from include.mlops.tuning.study import create_or_load_study
+
+    spec = tuning_spec(request, prepared["problem_type"])
+    study_name = f"{request.model_name}-{safe_run_id(run_id)}"
+    create_or_load_study(storage_url, study_name, spec)
+    experiment_id = ensure_experiment(
+        client, experiment_name(request.model_name), artifact_location=artifact_location
+    )
+    parent = start_parent_run(
+        client,
+        experiment_id,
+        run_name=f"tune-{request.model_name}-{safe_run_id(run_id)}",
+        tags={"airflow_run_id": run_id, "optuna_study": study_name, "dataset": request.dataset,
+              "data_snapshot": prepared["snapshot_id"]},
+        params={**spec.to_dict(), "target": request.target, "dataset": request.dataset},
+    )  # fmt: skip
+    return {
+        "study_name": study_name,
+        "storage_url": storage_url,
+        "experiment_id": experiment_id,
+        "parent_run_id": parent,
+        "deadline": time.time() + 60 * request.timeout_minutes,
+        "spec": spec.to_dict(),
+    }
+
+
+def tune_worker(
+    lake: Lake,
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    *,
+    worker: int,
+    log: Log = log.info,
+) -> dict[str, Any]:
+    """One parallel worker: draw trials from the shared study until its budget is spent."""
+    from include.mlops.features.split import Splits
+    from include.mlops.tracking.mlflow_runs import TrialTracker
+    from include.mlops.tuning.study import TuningSpec, create_or_load_study
+    from include.mlops.tuning.worker import run_trials
+
+    spec = TuningSpec.from_dict(tuning["spec"])
+    study = create_or_load_study(tuning["storage_url"], tuning["study_name"], spec, worker=worker)
+    splits = Splits.read(lake, prepared["features_prefix"])
+    tracker = TrialTracker.connect(
+        client, experiment_id=tuning["experiment_id"], parent_run_id=tuning["parent_run_id"],
+        tags={"optuna_study": tuning["study_name"]},
+    )  # fmt: skip
+    outcomes = run_trials(
+        study, spec=spec, splits=splits, target=request.target, exclude=prepared["exclude"],
+        deadline=tuning["deadline"], tracker=tracker, log=log, worker=worker,
+    )  # fmt: skip
+    return {
+        "worker": worker,
+        "trials": len(outcomes),
+        "compute_seconds": round(sum(o.seconds for o in outcomes), 3),
+    }
+
+
+# -- evaluation and registration ----------------------------------------------------
+def candidate_key(model_name: str, run_id: str) -> str:
+    """Where the evaluated candidate pipeline waits for registration."""
+    return f"models/{model_name}/candidates/{safe_run_id(run_id)}/pipeline.joblib"
+
+
+def evaluate_candidate(
+    lake: Lake,
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    *,
+    run_id: str,
+    log: Log = log.info,
+) -> dict[str, Any]:
+    """Refit the best trial, evaluate it beside the baseline and the champion, gate it.
+
+    The champion is re-scored on *this* run's test split, so the comparison is like for
+    like. The report goes to ``reports/evaluation/<model>/<run>/`` (copied under the
+    version once registered).
+
+    Raises:
+        ModelGateError: A gate failed (value threshold, baseline, champion tolerance).
+    """
+    import joblib
+
+    from include.mlops.evaluation.gates import GateThresholds, raise_for_gates, should_promote
+    from include.mlops.evaluation.metrics import evaluate
+    from include.mlops.evaluation.report import write_evaluation_report
+    from include.mlops.features.split import Splits
+    from include.mlops.registry import champion as registry_champion
+    from include.mlops.registry import load_verified_model
+    from include.mlops.training.fit import fit_candidate
+    from include.mlops.tuning.study import TuningSpec, create_or_load_study
+    from include.mlops.tuning.worker import best_trial, study_summary
+
+    spec = TuningSpec.from_dict(tuning["spec"])
+    study = create_or_load_study(tuning["storage_url"], tuning["study_name"], spec)
+    best = best_trial(study)
+    summary = study_summary(study)
+    log(f"tuning done: {summary['trials']} trials {summary['states']}; best #{best['number']} "
+        f"{best['algorithm']} {spec.objective}={best['value']:.4f}")  # fmt: skip
+    splits = Splits.read(lake, prepared["features_prefix"])
+    problem_type = prepared["problem_type"]
+    fit = dict(
+        target=request.target,
+        problem_type=problem_type,
+        seed=request.seed,
+        exclude=prepared["exclude"],
+    )
+    candidate = fit_candidate(
+        best["algorithm"], best["params"], splits, objective=spec.objective, **fit
+    )
+    baseline = fit_candidate("baseline", {}, splits, **fit)
+    report = evaluate(
+        candidate.pipeline, splits, target=request.target, problem_type=problem_type,
+        baseline_pipeline=baseline.pipeline, seed=request.seed,
+    )  # fmt: skip
+
+    champion_info = registry_champion(client, request.model_name)
+    champion_metrics = None
+    if champion_info is not None:
+        champion_pipeline = load_verified_model(client, request.model_name, champion_info.version)
+        champion_metrics = evaluate(
+            champion_pipeline, splits, target=request.target, problem_type=problem_type,
+            baseline_pipeline=baseline.pipeline, seed=request.seed,
+        ).metrics  # fmt: skip
+        log(f"champion v{champion_info.version} on this test split: "
+            f"{spec.objective}={champion_metrics.get(spec.objective)}")  # fmt: skip
+
+    decision = should_promote(
+        report.metrics, baseline=report.baseline_metrics, champion=champion_metrics,
+        objective=spec.objective,
+        thresholds=GateThresholds(min_objective=request.min_objective, tolerance=request.champion_tolerance),
+    )  # fmt: skip
+    written = write_evaluation_report(
+        lake, report, model_name=request.model_name, version=f"candidate-{safe_run_id(run_id)}",
+        data_snapshot=prepared["snapshot_id"], dataset=request.dataset,
+        training_spec=request.to_dict(),
+    )  # fmt: skip
+    log(f"evaluation report {written['model_card_uri']}: {decision.summary()}")
+    raise_for_gates(decision, written["model_card_uri"])
+
+    buffer = io.BytesIO()
+    joblib.dump(candidate.pipeline, buffer)
+    key = candidate_key(request.model_name, run_id)
+    lake.write_bytes(key, buffer.getvalue())
+    return {
+        "candidate_key": key,
+        "algorithm": best["algorithm"],
+        "params": best["params"],
+        "objective": spec.objective,
+        "metrics": _jsonable(report.metrics),
+        "baseline_metrics": _jsonable(report.baseline_metrics),
+        "champion": (
+            {"version": champion_info.version, "metrics": _jsonable(champion_metrics or {})}
+            if champion_info is not None
+            else None
+        ),
+        "decision": decision.to_dict(),
+        "report_prefix": written["prefix"],
+        "report_uri": written["model_card_uri"],
+        "threshold": report.threshold,
+        "tuning": summary,
+    }
+
+
+def register_version(
+    lake: Lake,
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    evaluation: Mapping[str, Any],
+    *,
+    log: Log = log.info,
+) -> dict[str, Any]:
+    """Register the evaluated candidate as ``PendingManualApproval`` with its evidence.
+
+    Returns:
+        ``model_name``, ``version``, ``run_id``, ``sha256``, ``report_uri`` and
+        ``approval_body`` (markdown: the candidate's metrics beside the champion's).
+    """
+    import joblib
+
+    from include.mlops.evaluation.baseline import compute_drift_baseline
+    from include.mlops.features.pipeline import input_columns
+    from include.mlops.features.split import Splits
+    from include.mlops.registry import register_candidate
+
+    pipeline = joblib.load(io.BytesIO(lake.read_bytes(evaluation["candidate_key"])))
+    splits = Splits.read(lake, prepared["features_prefix"])
+    columns = input_columns(pipeline)
+    train = splits.train
+    predictions = _scores(pipeline, train[columns], prepared["problem_type"])
+    baseline = compute_drift_baseline(
+        train, features=columns, target=request.target, predictions=predictions
+    )
+    report_files = {
+        key[len(evaluation["report_prefix"]) + 1 :]: lake.read_bytes(key)
+        for key in lake.list_files(evaluation["report_prefix"] + "/")
+    }
+    spec = {**request.to_dict(), "problem_type": prepared["problem_type"],
+            "algorithm": evaluation["algorithm"], "params": evaluation["params"],
+            "threshold": evaluation["threshold"]}  # fmt: skip
+    objective = evaluation["objective"]
+    registered = register_candidate(
+        client,
+        model_name=request.model_name,
+        run_id=tuning["parent_run_id"],
+        pipeline=pipeline,
+        input_example=splits.test[columns].head(5),
+        metrics=evaluation["metrics"],
+        baseline_metrics=evaluation["baseline_metrics"],
+        evaluation_dir_or_files=report_files,
+        drift_baseline=baseline,
+        training_spec=spec,
+        dataset=request.dataset,
+        data_snapshot=prepared["snapshot_id"],
+        git_sha=git_sha(),
+        objective=objective,
+        objective_value=float(evaluation["metrics"][objective]),
+        evaluation_report_uri=evaluation["report_uri"],
+    )
+    # The report under the version's own prefix: reports/evaluation/<model>/<version>/.
+    version_prefix = f"reports/evaluation/{request.model_name}/{registered.version}"
+    for name, data in report_files.items():
+        lake.write_bytes(f"{version_prefix}/{name}", data)
+    report_uri = evaluation["report_uri"].replace(evaluation["report_prefix"], version_prefix)
+    log(
+        f"registered {request.model_name} v{registered.version} (PendingManualApproval), sha256 {registered.sha256[:12]}"
+    )
+    return {
+        "model_name": request.model_name,
+        "version": str(registered.version),
+        "run_id": registered.run_id,
+        "sha256": registered.sha256,
+        "report_uri": report_uri,
+        "approval_body": approval_body(request, evaluation, str(registered.version), report_uri),
+    }
+
+
+def approval_body(
+    request: TrainingRequest, evaluation: Mapping[str, Any], version: str, report_uri: str
+) -> str:
+    """Markdown for the approver: the candidate beside the champion and the baseline."""
+    champion = evaluation.get("champion")
+    metrics = evaluation["metrics"]
+    names = [m for m in ("roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "log_loss",
+                         "rmse", "mae", "r2") if isinstance(metrics.get(m), int | float)]  # fmt: skip
+    head = "| metric | candidate | baseline |" + (
+        f" champion v{champion['version']} |" if champion else ""
+    )
+    rule = "|---|---|---|" + ("---|" if champion else "")
+    rows = []
+    for m in names:
+        row = f"| {m}{' (objective)' if m == evaluation['objective'] else ''} | {metrics[m]:.4f} | {evaluation['baseline_metrics'].get(m, float('nan')):.4f} |"
+        if champion:
+            value = champion["metrics"].get(m)
+            row += f" {value:.4f} |" if isinstance(value, int | float) else " – |"
+        rows.append(row)
+    return "\n".join([
+        f"**{request.model_name} v{version}** — {evaluation['algorithm']} on `{request.dataset}`, "
+        f"held-out test split.",
+        "",
+        head, rule, *rows,
+        "",
+        f"Gates: {evaluation['decision'].get('summary') or 'all passed'}.",
+        f"Evaluation report and model card: {report_uri}",
+    ])  # fmt: skip
+
+
+def git_sha() -> str:
+    """The commit of the training code (``MLOPS_GIT_SHA`` in images without .git)."""
+    if os.environ.get("MLOPS_GIT_SHA"):
+        return os.environ["MLOPS_GIT_SHA"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _scores(pipeline: Any, X: pd.DataFrame, problem_type: str) -> Any:
+    if problem_type == "binary" and hasattr(pipeline, "predict_proba"):
+        return pipeline.predict_proba(X)[:, 1]
+    return pipeline.predict(X)
+
+
+def _jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(
+        json.dumps(dict(metrics), default=lambda o: getattr(o, "tolist", lambda: str(o))())
+    )

@@ -1,0 +1,133 @@
+"""train_model through Airflow (``dag.test()``): real SeaweedFS lake, real MLflow store,
+a shared Optuna study in SQLite, the demo churn data.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pyarrow.fs as pafs
+import pytest
+
+from tests.integration.conftest import run_dag, task_states
+
+pytestmark = pytest.mark.integration
+DATASET = "train_churn"
+MODEL = "churn_it"
+
+
+@pytest.fixture(scope="module")
+def training_env(s3_server, tmp_path_factory) -> dict[str, str]:
+    """MLflow + Optuna stores for this module, and two days of curated churn data."""
+    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.etl.catalog import record_partition
+    from include.mlops.etl.load import publish_partition
+    from include.mlops.etl.pipeline import ingest_partition
+
+    root = tmp_path_factory.mktemp("training")
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
+        "MLOPS_OPTUNA_STORAGE": f"sqlite:///{root}/optuna.db",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    os.environ.update(env)
+    lake = s3_server.lake()
+    for day, seed in (("2026-11-01", 11), ("2026-11-02", 12)):
+        src = root / f"{day}.csv"
+        write_landing_file(src, fmt="csv", n_rows=1500, seed=seed, start_id=1 + 10_000 * seed)
+        result = ingest_partition(
+            lake, dataset=DATASET, source_fs=pafs.LocalFileSystem(), source_paths=[str(src)],
+            partition=day, run_id=f"seed_{day}", pii_salt="s",
+        )  # fmt: skip
+        publish_partition(lake, result)
+        record_partition(lake, DATASET, result.schema, result)
+    yield env
+    for name in env:
+        os.environ.pop(name, None)
+
+
+def train(dags: dict, **conf: Any) -> Any:
+    base = {
+        "dataset": DATASET, "target": "churned", "model_name": MODEL,
+        "algorithms": ["xgboost", "logistic_regression"], "tuning_strategy": "bayesian",
+        "max_trials": 4, "max_parallel_trials": 2, "objective_metric": "roc_auc",
+        "approval": "auto",
+    }  # fmt: skip
+    return run_dag(dags["train_model"], {**base, **conf})
+
+
+def client() -> Any:
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+
+
+def test_auto_approved_run_registers_an_approved_version(dags, s3_server, training_env) -> None:
+    from include.mlops.registry import get_version
+
+    run = train(dags)
+    states = task_states(run)
+    assert run.state == "success", states
+    assert states["await_approval"] == "skipped" and states["record_rejection"] == "skipped"
+
+    info = get_version(client(), MODEL, 1)
+    assert info.status == "Approved"
+    for tag in ("dataset", "data_snapshot", "git_sha", "objective", "objective_value",
+                "model_sha256", "training_spec"):  # fmt: skip
+        assert info.tags.get(tag), f"version tag {tag} missing"
+    assert info.tags["dataset"] == DATASET
+    assert info.metrics["roc_auc"] >= 0.7, info.metrics
+    assert info.metrics["roc_auc"] > info.baseline_metrics["roc_auc"]
+
+    # Trials are child runs of the tuning run.
+    runs = client().search_runs([client().get_run(info.run_id).info.experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == info.run_id]
+    assert len(children) >= 4
+
+    lake = s3_server.lake()
+    report = lake.list_files(f"reports/evaluation/{MODEL}/1/")
+    assert any(k.endswith("model_card.html") for k in report)
+    assert any(k.endswith(".png") for k in report)
+    snapshot = info.tags["data_snapshot"]
+    assert lake.list_files(f"features/{MODEL}/{snapshot[:16]}/")
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = [e.extra for e in session.scalars(select(AssetEvent)).all()]
+    assert {"model_name": MODEL, "version": "1"}.items() <= next(
+        e for e in reversed(extras) if e.get("model_name") == MODEL
+    ).items()
+
+
+def test_second_run_adds_a_version_and_the_champion_stays(dags, training_env) -> None:
+    from include.mlops.registry import champion, get_version, set_champion
+
+    set_champion(client(), MODEL, 1)  # what deploy_model does
+    run = train(dags, seed=7)
+    assert run.state == "success", task_states(run)
+    assert get_version(client(), MODEL, 2).status == "Approved"
+    assert champion(client(), MODEL).version in (1, "1")
+    evaluation = run.get_task_instance("evaluate").xcom_pull(task_ids="evaluate")
+    assert evaluation["champion"]["version"] in (1, "1")  # re-scored on this run's test split
+    assert "roc_auc" in evaluation["champion"]["metrics"]
+
+
+def test_gate_failure_stops_before_registration(dags, training_env) -> None:
+    from include.mlops.registry import list_versions
+
+    before = len(list_versions(client(), MODEL))
+    run = train(dags, min_objective=0.999, seed=3)
+    states = task_states(run)
+    assert run.state == "failed"
+    assert states["evaluate"] == "failed" and states["register"] == "upstream_failed"
+    assert len(list_versions(client(), MODEL)) == before
+
+
+def test_bad_params_are_refused_before_any_work(dags, training_env) -> None:
+    run = train(dags, problem_type="regression", objective_metric="roc_auc")
+    states = task_states(run)
+    assert states["resolve_request"] == "failed" and states["prepare_data"] == "upstream_failed"
