@@ -30,12 +30,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 from airflow.sdk.definitions.param import ParamsDict
 
 from include.mlops.airflow import assets
 from include.mlops.airflow.defaults import DEFAULT_ARGS, NAME_PATTERN
+from include.mlops.airflow.operators import DECISION_KEY, ModelApprovalOperator
 
 ALGORITHMS = ["xgboost", "random_forest", "logistic_regression", "ridge", "linear_regression"]
 METRICS = ["roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "rmse", "mae", "r2"]
@@ -141,7 +141,7 @@ with DAG(
     def auto_approve(registered: dict) -> str:
         return f"approval=auto: every gate passed for v{registered['version']}"
 
-    await_approval = ApprovalOperator(
+    await_approval = ModelApprovalOperator(
         task_id="await_approval",
         subject="Approve {{ ti.xcom_pull(task_ids='register')['model_name'] }} "
         "v{{ ti.xcom_pull(task_ids='register')['version'] }}?",
@@ -155,14 +155,17 @@ with DAG(
     def approve_version(registered: dict, *, ti: Any, outlet_events: Any) -> dict:
         from include.mlops.airflow.training import approve
 
-        approval = ti.xcom_pull(task_ids="await_approval")
-        return approve(registered, approval=approval, outlet_events=outlet_events)
+        decision = ti.xcom_pull(task_ids="await_approval", key=DECISION_KEY)
+        return approve(registered, decision=decision, outlet_events=outlet_events)
 
-    @task(trigger_rule="all_skipped")
+    # Runs after approve_version whether that ran or was skipped by a Reject; it acts
+    # only on a Reject answer (it also depends on `register`, so `all_skipped` never holds).
+    @task(trigger_rule="none_failed")
     def record_rejection(registered: dict, *, ti: Any) -> dict:
         from include.mlops.airflow.training import reject_if_rejected
 
-        return reject_if_rejected(registered, approval=ti.xcom_pull(task_ids="await_approval"))
+        decision = ti.xcom_pull(task_ids="await_approval", key=DECISION_KEY)
+        return reject_if_rejected(registered, decision=decision)
 
     @task(trigger_rule="none_failed")
     def report_outcome(registered: dict) -> dict:

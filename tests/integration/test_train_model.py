@@ -131,3 +131,28 @@ def test_bad_params_are_refused_before_any_work(dags, training_env) -> None:
     run = train(dags, problem_type="regression", objective_metric="roc_auc")
     states = task_states(run)
     assert states["resolve_request"] == "failed" and states["prepare_data"] == "upstream_failed"
+
+
+def test_unattended_runs_retrain_the_champion_spec(training_env) -> None:
+    """Weekly / new-data / drift runs reuse the champion's stored spec, or skip."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.mlops.airflow.training import resolve_request
+
+    drift = SimpleNamespace(extra={"model_name": MODEL, "version": "1", "features": ["age"]})
+    request = resolve_request(
+        {"model_name": "some_default"},
+        dag_run=SimpleNamespace(run_type="asset_triggered"),
+        triggering_asset_events={"drift_detected": [drift]},
+    )
+    assert (request["model_name"], request["dataset"], request["max_trials"]) == (MODEL, DATASET, 4)
+
+    other_data = SimpleNamespace(extra={"dataset": "orders", "partition": "2026-11-03"})
+    with pytest.raises(AirflowSkipException, match="nothing to do"):
+        resolve_request({"model_name": MODEL}, dag_run=SimpleNamespace(run_type="asset_triggered"),
+                        triggering_asset_events={"curated_orders": [other_data]})  # fmt: skip
+    with pytest.raises(AirflowSkipException, match="no champion"):
+        resolve_request({"model_name": "never_trained"}, dag_run=SimpleNamespace(run_type="scheduled"),
+                        triggering_asset_events={})  # fmt: skip

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.embedded import StackConfig, client_env, down, status, up
 from include.mlops.stack.process import free_port, port_open, read_pid
 
@@ -139,6 +140,61 @@ def test_rest_trigger_runs_lake_ingest_through_the_scheduler(
     part = catalog["partitions"]["2026-11-02"]
     assert part["rows"] + part["quarantined"] == report.rows_total
     assert part["quarantined"] == 3
+
+
+def _train(stack: StackConfig, approval: str, seed: int) -> tuple[AirflowClient, str]:
+    client = AirflowClient(stack.airflow_url, "admin", "admin")
+    client.unpause("train_model")
+    conf = {"dataset": "churn", "target": "churned", "model_name": "stack_churn",
+            "algorithms": ["logistic_regression"], "tuning_strategy": "random",
+            "max_trials": 2, "max_parallel_trials": 2, "approval": approval, "seed": seed}  # fmt: skip
+    return client, client.trigger("train_model", conf)
+
+
+def _version_status(stack: StackConfig, version: str) -> str:
+    from include.mlops.registry import get_version
+
+    return get_version(stack.mlflow_url, "stack_churn", version).status
+
+
+def test_manual_approval_through_the_rest_api(stack: StackConfig) -> None:
+    """Runs after the ingest test above (module order): churn data is in the lake."""
+    client, run_id = _train(stack, "manual", seed=1)
+    request = client.wait_for_approval("train_model", run_id, timeout=600)
+    assert request["task_instance"]["task_id"] == "await_approval"
+    assert "roc_auc" in request["body"] and "candidate" in request["body"]
+    version = client.xcom("train_model", run_id, "register")["version"]
+    assert _version_status(stack, version) == "PendingManualApproval"
+    client.answer("train_model", run_id, "await_approval", "Approve",
+                  params_input={"comment": "looks good"})  # fmt: skip
+    assert client.wait("train_model", run_id, timeout=300) == "success"
+    states = {t["task_id"]: t["state"] for t in client.task_instances("train_model", run_id)}
+    assert states["approve_version"] == "success" and states["record_rejection"] == "skipped"
+    assert _version_status(stack, version) == "Approved"
+    from include.mlops.registry import get_version
+
+    tags = get_version(stack.mlflow_url, "stack_churn", version).tags
+    assert (tags["approved_by"], tags["approval_comment"]) == ("admin", "looks good")
+
+
+def test_rejected_run_tags_rejected_and_emits_nothing(stack: StackConfig) -> None:
+    client, run_id = _train(stack, "manual", seed=2)
+    client.wait_for_approval("train_model", run_id, timeout=600)
+    version = client.xcom("train_model", run_id, "register")["version"]
+    client.answer("train_model", run_id, "await_approval", "Reject",
+                  params_input={"comment": "not convinced"})  # fmt: skip
+    assert client.wait("train_model", run_id, timeout=300) == "success"
+    states = {t["task_id"]: t["state"] for t in client.task_instances("train_model", run_id)}
+    assert states["approve_version"] == "skipped" and states["record_rejection"] == "success"
+    assert _version_status(stack, version) == "Rejected"
+    from include.mlops.registry import get_version
+
+    tags = get_version(stack.mlflow_url, "stack_churn", version).tags
+    assert (tags["rejected_by"], tags["approval_comment"]) == ("admin", "not convinced")
+    events = client.request("GET", "/api/v2/assets/events?limit=100")["asset_events"]
+    approved = [e for e in events if (e.get("extra") or {}).get("version") == version
+                and (e.get("extra") or {}).get("model_name") == "stack_churn"]  # fmt: skip
+    assert approved == [], "a rejected version must not announce itself as approved"
 
 
 def test_down_stops_everything(tmp_path: Path) -> None:

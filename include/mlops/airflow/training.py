@@ -171,13 +171,13 @@ def register(
 
 
 def approve(
-    registered: dict[str, Any], *, approval: dict[str, Any] | None, outlet_events: Any
+    registered: dict[str, Any], *, decision: dict[str, Any] | None, outlet_events: Any
 ) -> dict:
     """Tag the version Approved and announce it (deploy schedules on the event)."""
     from include.mlops.airflow.assets import model_approved
     from include.mlops.registry import approve_version
 
-    actor, comment = _responder(approval)
+    actor, comment = _decided_by(decision)
     approve_version(
         mlflow_client(),
         registered["model_name"],
@@ -192,14 +192,15 @@ def approve(
     return extra
 
 
-def reject_if_rejected(registered: dict[str, Any], *, approval: dict[str, Any] | None) -> dict:
+def reject_if_rejected(
+    registered: dict[str, Any] | None, *, decision: dict[str, Any] | None
+) -> dict:
     """Tag Rejected when the approver chose Reject; otherwise nothing to do."""
     from include.mlops.registry import reject_version
 
-    chosen = (approval or {}).get("chosen_options") or []
-    if chosen != ["Reject"]:
+    if not registered or (decision or {}).get("option") != "Reject":
         raise AirflowSkipException("no rejection to record")
-    actor, comment = _responder(approval)
+    actor, comment = _decided_by(decision)
     reject_version(
         mlflow_client(),
         registered["model_name"],
@@ -207,7 +208,9 @@ def reject_if_rejected(registered: dict[str, Any], *, approval: dict[str, Any] |
         actor=actor,
         comment=comment,
     )
-    log.info("%s v%s Rejected by %s", registered["model_name"], registered["version"], actor)
+    log.info(
+        "%s v%s Rejected by %s: %s", registered["model_name"], registered["version"], actor, comment
+    )
     return {
         "model_name": registered["model_name"],
         "version": registered["version"],
@@ -215,19 +218,18 @@ def reject_if_rejected(registered: dict[str, Any], *, approval: dict[str, Any] |
     }
 
 
-def _responder(approval: dict[str, Any] | None) -> tuple[str, str | None]:
-    if not approval:
+def _decided_by(decision: dict[str, Any] | None) -> tuple[str, str | None]:
+    if not decision:
         return "auto (every gate passed)", None
-    user = approval.get("responded_by_user") or {}
-    actor = user.get("name") or user.get("id") or "unknown" if isinstance(user, dict) else str(user)
-    comment = (approval.get("params_input") or {}).get("comment") or None
-    return str(actor), comment
+    return str(decision.get("user") or "unknown"), decision.get("comment")
 
 
-def outcome(registered: dict[str, Any]) -> dict:
+def outcome(registered: dict[str, Any] | None) -> dict:
     """Log and return the registered version's final approval status."""
     from include.mlops.registry import get_version
 
+    if not registered:
+        raise AirflowSkipException("nothing was registered in this run")
     info = get_version(mlflow_client(), registered["model_name"], registered["version"])
     log.info("%s v%s is %s; report %s", registered["model_name"], registered["version"],
              info.status, registered["report_uri"])  # fmt: skip

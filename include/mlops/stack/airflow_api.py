@@ -93,6 +93,46 @@ class AirflowClient:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.request("GET", f"{path}?deserialize=true&stringify=false")["value"]
 
+    def pending_approvals(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Human-in-the-loop requests of a run still waiting for an answer."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails?response_received=false"
+        body = self.request("GET", path)
+        return list(body.get("hitl_details") or [])
+
+    def answer(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        option: str,
+        *,
+        params_input: dict[str, Any] | None = None,
+        map_index: int = -1,
+    ) -> dict[str, Any]:
+        """Answer a human-in-the-loop task (e.g. ``option="Approve"``) as this user."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        body = {"chosen_options": [option], "params_input": params_input or {}}
+        return dict(self.request("PATCH", path, body))
+
+    def wait_for_approval(
+        self, dag_id: str, run_id: str, *, timeout: float = 600, settle: float = 3.0
+    ) -> dict[str, Any]:
+        """Wait until the run asks for a decision; returns the request.
+
+        ``settle`` seconds pass before returning: answering within about a second of
+        the task parking itself has been seen to fail it under LocalExecutor.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = self.pending_approvals(dag_id, run_id)
+            if pending:
+                time.sleep(settle)
+                return pending[0]
+            if self.run_state(dag_id, run_id) in TERMINAL:
+                raise RuntimeError(f"{dag_id} run {run_id} ended without asking for approval")
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} run {run_id} did not ask for approval in {timeout:.0f}s")
+
     def wait(
         self,
         dag_id: str,

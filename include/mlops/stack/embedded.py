@@ -136,6 +136,9 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "MLOPS_PII_SALT": secret["pii_salt"],
         "MLFLOW_TRACKING_URI": config.mlflow_url,
         "MLFLOW_S3_ENDPOINT_URL": config.s3_url,
+        # The shared Optuna study of parallel tuning workers (Postgres when scaled out).
+        "MLOPS_OPTUNA_STORAGE": f"sqlite:///{config.state_dir / 'optuna.db'}",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLOPS_ENDPOINT_URL": f"http://127.0.0.1:{config.endpoint_port}",
         "MLOPS_AIRFLOW_URL": config.airflow_url,
         "MLOPS_AIRFLOW_USER": ADMIN_USER,

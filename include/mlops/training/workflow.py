@@ -204,16 +204,21 @@ def excluded_columns(catalog: Mapping[str, Any], target: str) -> list[str]:
     return out
 
 
-def leakage_scores(df: pd.DataFrame, *, target: str, features: Sequence[str]) -> dict[str, float]:
+def leakage_scores(
+    df: pd.DataFrame, *, target: str, features: Sequence[str], seed: int = 0
+) -> dict[str, float]:
     """Single-feature ROC-AUC of each feature against the target (classification).
 
-    Numeric features are scored as they are, categorical ones through their per-category
-    target rate; ``max(auc, 1 - auc)`` so a feature predicting the negative counts too.
-    Multiclass targets are scored one-vs-rest on the most frequent class.
+    Numeric and date features are scored as they are; categorical ones through their
+    per-category target rate, computed out of fold (5 folds) so that a near-unique
+    column cannot "predict" the labels it was encoded from. ``max(auc, 1 - auc)``, so
+    a feature predicting the negative class counts too. Multiclass targets are scored
+    one-vs-rest on the most frequent class.
     """
     import numpy as np
     import pandas as pd
     from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import KFold
 
     y_raw = df[target]
     positive = (
@@ -221,19 +226,25 @@ def leakage_scores(df: pd.DataFrame, *, target: str, features: Sequence[str]) ->
         if y_raw.nunique() > 2
         else sorted(y_raw.dropna().unique())[-1]
     )
-    y = (y_raw == positive).to_numpy()
-    if y.all() or not y.any():
+    y = pd.Series((y_raw == positive).to_numpy(dtype=float), index=df.index)
+    if y.nunique() < 2:
         return {}
+    folds = list(KFold(n_splits=5, shuffle=True, random_state=seed).split(df))
     scores: dict[str, float] = {}
     for name in features:
         col = df[name]
+        if pd.api.types.is_datetime64_any_dtype(col):
+            col = col.astype("int64").where(col.notna())
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            values = col.astype("float64").fillna(col.astype("float64").median()).to_numpy()
+            as_float = col.astype("float64")
+            values = as_float.fillna(as_float.median()).to_numpy()
         else:
             codes = col.astype("string").fillna("__missing__")
-            values = codes.map(pd.Series(y, index=df.index).groupby(codes).mean()).to_numpy(
-                dtype=float
-            )
+            values = np.full(len(df), y.mean())
+            for train_idx, test_idx in folds:
+                rates = y.iloc[train_idx].groupby(codes.iloc[train_idx].to_numpy()).mean()
+                mapped = codes.iloc[test_idx].map(rates).astype("float64")
+                values[test_idx] = mapped.fillna(y.iloc[train_idx].mean()).to_numpy()
         if np.nanstd(values) == 0:
             continue
         auc = float(roc_auc_score(y, values))
@@ -299,7 +310,7 @@ def prepare_training_data(
             str(k): round(float(v), 4) for k, v in df[target].value_counts(normalize=True).items()
         }
         log(f"class balance of {target!r}: {balance}")
-        leakage = leakage_scores(df, target=target, features=features)
+        leakage = leakage_scores(df, target=target, features=features, seed=request.seed)
         leaks = {f: s for f, s in leakage.items() if s >= LEAKAGE_AUC}
         if leaks:
             from include.mlops.quality.gate import DataQualityError
