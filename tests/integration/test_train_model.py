@@ -84,6 +84,9 @@ def test_auto_approved_run_registers_an_approved_version(dags, s3_server, traini
     runs = client().search_runs([client().get_run(info.run_id).info.experiment_id])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == info.run_id]
     assert len(children) >= 4
+    tuning_run = client().get_run(info.run_id)
+    assert tuning_run.info.status == "FINISHED"
+    assert tuning_run.data.metrics["trials"] >= 4 and "best_val_roc_auc" in tuning_run.data.metrics
 
     lake = s3_server.lake()
     report = lake.list_files(f"reports/evaluation/{MODEL}/1/")

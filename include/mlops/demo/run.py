@@ -1,8 +1,9 @@
 """``make demo``: the lifecycle loop on the embedded stack, printed as it happens.
 
-Today's stages (the data half): land several days of churn data (some days with
-defective rows) in ``landing/churn/``, ingest each day through ``lake_ingest`` via the
-REST API, then print the accounting, the quarantine reasons and where to look.
+Stages so far: land several days of churn data (some days with defective rows) in
+``landing/churn/``, ingest each day through ``lake_ingest`` via the REST API, print the
+accounting, the quarantine reasons and where to look; then train and tune a model with
+``train_model`` (auto approval in the demo) and print the registered version.
 The stack stays up afterwards (``make down`` stops it).
 """
 
@@ -21,6 +22,7 @@ from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.embedded import ADMIN_PASSWORD, ADMIN_USER, StackConfig, client_env
 
 DATASET = "churn"
+MODEL_NAME = "churn_model"
 #: Day index → defects injected that day (each defective row is quarantined with a reason).
 DEFECTS = {
     1: {"wrong_type": 25, "missing_required": 10, "duplicate_key": 15, "out_of_domain": 20},
@@ -101,6 +103,31 @@ def print_accounting(lake: Lake, filer_url: str) -> None:
     )
 
 
+def train(client: AirflowClient, lake: Lake, *, max_trials: int) -> dict:
+    """Trigger ``train_model`` (auto approval), follow it, print the registered version."""
+    client.unpause("train_model")
+    conf = {"dataset": DATASET, "target": "churned", "model_name": MODEL_NAME,
+            "algorithms": ["xgboost", "logistic_regression"], "tuning_strategy": "bayesian",
+            "max_trials": max_trials, "max_parallel_trials": 2, "approval": "auto"}  # fmt: skip
+    run_id = client.trigger("train_model", conf)
+
+    def progress(state: str, tasks: dict[str, str]) -> None:
+        done = sorted({t for t, s in tasks.items() if s == "success"})
+        say("train", f"{state}: done {', '.join(done) or '-'}")
+
+    state = client.wait("train_model", run_id, timeout=900, on_change=progress)
+    if state != "success":
+        raise SystemExit(f"train_model {run_id} ended {state}: see its task logs in the UI")
+    registered = client.xcom("train_model", run_id, "register")
+    evaluation = client.xcom("train_model", run_id, "evaluate")
+    metrics, baseline = evaluation["metrics"], evaluation["baseline_metrics"]
+    say("train", f"{MODEL_NAME} v{registered['version']} Approved (auto): {evaluation['algorithm']}, "
+        f"test roc_auc {metrics['roc_auc']:.3f} vs baseline {baseline['roc_auc']:.3f}, "
+        f"f1 {metrics['f1']:.3f}; {evaluation['tuning']['trials']} trials")  # fmt: skip
+    say("train", f"model card: {registered['report_uri']}")
+    return registered
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo against the running embedded stack."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -108,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-day", type=int, default=5000)
     parser.add_argument("--start", default="2026-11-01")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-trials", type=int, default=8, help="0 skips training")
     opts = parser.parse_args(argv)
 
     config = StackConfig.from_env()
@@ -123,6 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ingest_days(client, partitions)
     print_accounting(lake, filer_url)
+    if opts.max_trials:
+        registered = train(client, lake, max_trials=opts.max_trials)
+        card = registered["report_uri"]
+        if card.startswith(f"s3://{lake.root}/"):
+            say("train", f"open the model card: {filer_url}/buckets/{card[len('s3://') :]}")
+        say(
+            "train",
+            f"trials and versions in MLflow: {env['MLFLOW_TRACKING_URI']}/#/models/{MODEL_NAME}",
+        )
     say(
         "done",
         f"Airflow UI  {env['MLOPS_AIRFLOW_URL']}/dags/lake_ingest  login {ADMIN_USER} / {ADMIN_PASSWORD}",

@@ -491,6 +491,7 @@ def evaluate_candidate(
     summary = study_summary(study)
     log(f"tuning done: {summary['trials']} trials {summary['states']}; best #{best['number']} "
         f"{best['algorithm']} {spec.objective}={best['value']:.4f}")  # fmt: skip
+    _close_tuning_run(client, tuning["parent_run_id"], spec.objective, best, summary)
     splits = Splits.read(lake, prepared["features_prefix"])
     problem_type = prepared["problem_type"]
     fit = dict(
@@ -554,6 +555,25 @@ def evaluate_candidate(
         "threshold": report.threshold,
         "tuning": summary,
     }
+
+
+def _close_tuning_run(
+    client: mlflow.MlflowClient,
+    run_id: str,
+    objective: str,
+    best: Mapping[str, Any],
+    summary: Mapping[str, Any],
+) -> None:
+    """Mark the tuning run FINISHED with the search's outcome (it stays the version's run)."""
+    from include.mlops.tracking.mlflow_runs import finish_run, log_dict_artifact
+
+    finish_run(
+        client, run_id,
+        metrics={f"best_val_{objective}": best["value"], "trials": summary["trials"],
+                 "trial_compute_seconds": summary["compute_seconds"]},
+        tags={"best_algorithm": best["algorithm"], "best_trial": best["number"]},
+    )  # fmt: skip
+    log_dict_artifact(client, run_id, dict(summary), "tuning_summary.json")
 
 
 def register_version(
