@@ -92,6 +92,8 @@ def test_auto_approved_run_registers_an_approved_version(dags, s3_server, traini
     report = lake.list_files(f"reports/evaluation/{MODEL}/1/")
     assert any(k.endswith("model_card.html") for k in report)
     assert any(k.endswith(".png") for k in report)
+    card = lake.read_bytes(f"reports/evaluation/{MODEL}/1/model_card.html").decode()
+    assert f"{MODEL} v1" in card and "candidate-" not in card
     snapshot = info.tags["data_snapshot"]
     assert lake.list_files(f"features/{MODEL}/{snapshot[:16]}/")
 

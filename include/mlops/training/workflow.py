@@ -634,8 +634,13 @@ def register_version(
         evaluation_report_uri=evaluation["report_uri"],
     )
     # The report under the version's own prefix: reports/evaluation/<model>/<version>/.
+    # The report was written before registration under a candidate label; the copy
+    # under the version names the version (the plots are unchanged).
     version_prefix = f"reports/evaluation/{request.model_name}/{registered.version}"
+    label = evaluation["report_prefix"].rsplit("/", 1)[-1].encode()
     for name, data in report_files.items():
+        if name.endswith((".html", ".md", ".json")):
+            data = data.replace(label, str(registered.version).encode())
         lake.write_bytes(f"{version_prefix}/{name}", data)
     report_uri = evaluation["report_uri"].replace(evaluation["report_prefix"], version_prefix)
     log(
