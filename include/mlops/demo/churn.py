@@ -42,21 +42,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-#: Column order of every generated frame and landing file.
-COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "signup_date",
-    "age",
-    "tenure_months",
-    "plan",
-    "monthly_charges",
-    "total_charges",
-    "support_calls",
-    "region",
-    "payment_method",
-    "email",
-    "churned",
-)
+from include.mlops.etl.declared import churn_schema
+
+#: Column order of every generated frame and landing file: the declared schema's.
+COLUMNS: tuple[str, ...] = tuple(churn_schema().names)
 #: Columns that may legitimately be null in good records.
 NULLABLE_COLUMNS: tuple[str, ...] = (
     "total_charges",

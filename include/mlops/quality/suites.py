@@ -262,20 +262,10 @@ def _to_json_scalar(value: Any) -> Any:
 
 
 def _churn_suite() -> list[Expectation]:
-    columns = [
-        "customer_id",
-        "signup_date",
-        "age",
-        "tenure_months",
-        "plan",
-        "monthly_charges",
-        "total_charges",
-        "support_calls",
-        "region",
-        "payment_method",
-        "email",
-        "churned",
-    ]
+    # The declared schema is the contract; imported here so this module stays cheap.
+    from include.mlops.etl.declared import churn_schema
+
+    columns = list(churn_schema().names)
     suite = [
         expectation(
             "expect_table_columns_to_match_set",
