@@ -167,8 +167,11 @@ def test_the_deadline_stops_the_loop_between_trials(
     started = time.time()
     outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET, deadline=started + 1.0)
     assert 1 <= len(outcomes) <= 4
-    # The trial running at the deadline finishes; no new one starts after it.
-    assert time.time() - started < 1.0 + 2.0
+    # The trial running at the deadline finishes; no new one starts after it. Judged from
+    # the trials' own start times, not from wall-clock bounds a busy machine would break
+    # (the small margin covers the moment between the deadline check and study.ask()).
+    assert all(t.datetime_start.timestamp() <= started + 1.0 + 0.25 for t in study.trials)
+    assert len(study.trials) == len(outcomes)
 
 
 def test_the_budget_is_global_to_the_study(splits: Splits, tmp_path: Path) -> None:
