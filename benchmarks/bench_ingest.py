@@ -122,8 +122,8 @@ def main() -> int:
         return 0
 
     from include.mlops.demo.churn import write_landing_file
+    from include.mlops.stack.process import free_port_block
     from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
-    from tests.conftest import _free_base_port
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         csv = Path(tmp) / "churn.csv"
@@ -138,7 +138,7 @@ def main() -> int:
         print(
             f"generated {report.rows_total:,} rows, {csv.stat().st_size / 1e6:.0f} MB CSV in {time.perf_counter() - t:.1f}s"
         )
-        port = _free_base_port()
+        port = free_port_block()
         state = Path(tmp) / "s3"
         os.environ.setdefault("MLOPS_PII_SALT", "bench-salt")
         start_seaweed(state, port=port, access_key=ACCESS, secret_key=SECRET, bucket="lake")

@@ -57,14 +57,13 @@ TARGET_SHARE = 0.30
 
 def stack_env(state_dir: Path) -> dict[str, str]:
     """Free loopback ports (Airflow needs +1..+3, SeaweedFS +0..+5 and +10000..+10005)."""
-    from include.mlops.stack.process import free_port
-    from tests.conftest import _free_base_port
+    from include.mlops.stack.process import free_port, free_port_block
 
     return {
         "MLOPS_STACK_DIR": str(state_dir),
-        "MLOPS_STACK_S3_PORT": str(_free_base_port()),
+        "MLOPS_STACK_S3_PORT": str(free_port_block()),
         "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
-        "MLOPS_STACK_AIRFLOW_PORT": str(_free_base_port()),
+        "MLOPS_STACK_AIRFLOW_PORT": str(free_port_block()),
         "MLOPS_STACK_ENDPOINT_PORT": str(free_port()),
     }
 

@@ -59,21 +59,6 @@ def airflow_db() -> Path:
     return Path(os.environ["AIRFLOW_HOME"])
 
 
-def _free_base_port() -> int:
-    """A base port whose SeaweedFS neighbours (+0..+5, +10000..+10005) are all free."""
-    import random
-
-    from include.mlops.stack.process import port_open
-
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 29000, 10)
-        ports = [base + i for i in range(6)] + [base + 10000 + i for i in range(6)]
-        if not any(port_open(p) for p in ports):
-            return base
-    raise RuntimeError("no free port range for SeaweedFS")
-
-
 class S3Server:
     """A real SeaweedFS ``weed mini`` process on loopback, with real S3 auth."""
 
@@ -82,8 +67,10 @@ class S3Server:
     bucket = "lake"
 
     def __init__(self, state_dir: Path) -> None:
+        from include.mlops.stack.process import free_port_block
+
         self.state_dir = state_dir
-        self.port = _free_base_port()
+        self.port = free_port_block()
 
     @property
     def endpoint(self) -> str:

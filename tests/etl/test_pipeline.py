@@ -96,7 +96,7 @@ def test_messy_csv_accounting_is_exact(lake: Lake, source_dir: Path) -> None:
     assert "@" not in "".join(curated.column("email").to_pylist())
     assert hashlib.sha256(lake.read_bytes(result.curated_key)).hexdigest() == result.content_hash
     assert result.bytes == len(lake.read_bytes(result.curated_key))
-    assert lake.list_files("_staging") == []
+    assert lake.list_staged() == []
 
     assert any("rows/s" in line and "batch 1" in line for line in logged)
     assert "8 quarantined" in logged[-1]
@@ -158,7 +158,7 @@ def test_schema_drift_stops_the_ingest_with_a_report(lake: Lake, source_dir: Pat
     report = lake.read_json(report_key)
     assert report["added"] == ["pay_method"] and report["missing"] == ["payment_method"]
     assert not lake.list_files("curated") and not lake.list_files("quarantine")
-    assert lake.list_files("_staging") == []
+    assert lake.list_staged() == []
 
 
 def test_first_ingest_infers_then_the_catalog_rules(lake: Lake, source_dir: Path) -> None:
@@ -231,7 +231,7 @@ def test_gate_failure_discards_the_staged_file(lake: Lake, source_dir: Path) -> 
     source.write_text(churn_csv([churn_row(1)]))
     result = run_ingest(lake, [source])
     discard_staged(lake, result)
-    assert lake.list_files("_staging") == [] and not lake.exists(result.curated_key)
+    assert lake.list_staged() == [] and not lake.exists(result.curated_key)
     with pytest.raises(FileNotFoundError, match="re-run the ingest"):
         publish_partition(lake, result)
 
@@ -264,7 +264,7 @@ def test_failure_mid_write_keeps_the_published_partition(
     assert lake.read_bytes(good.curated_key) == curated_before
     assert lake.read_bytes(good.quarantine_key) == quarantine_before
     assert pq.read_table(lake.path(good.curated_key)).num_rows == rows - 2
-    assert lake.list_files("_staging") == []
+    assert lake.list_staged() == []
 
 
 def test_invalid_params_are_refused_before_any_work(lake: Lake, source_dir: Path) -> None:

@@ -34,14 +34,6 @@ REASON_OF = {
 }
 
 
-def staged_files(lake: Any) -> set[str]:
-    """Objects under the hidden staging prefix (``Lake.list_files`` never shows them)."""
-    import pyarrow.fs as pafs
-
-    selector = pafs.FileSelector(lake.path("_staging"), recursive=True, allow_not_found=True)
-    return {i.path for i in lake.fs.get_file_info(selector) if i.type == pafs.FileType.File}
-
-
 def catalog(lake: Any, dataset: str) -> dict:
     return lake.read_json(f"catalog/{dataset}/schema.json")
 
@@ -260,7 +252,7 @@ def test_failed_quality_gate_stops_before_publishing(dags, s3_server, tmp_path) 
     src = tmp_path / "broken_upstream.csv"
     pd.DataFrame(df).to_csv(src, index=False)
     lake = s3_server.lake()
-    staged_before = staged_files(lake)
+    staged_before = set(lake.list_staged())
     run = ingest(dags, "churn", src, "2026-11-20")
     states = task_states(run)
     assert run.state == "failed"
@@ -270,7 +262,7 @@ def test_failed_quality_gate_stops_before_publishing(dags, s3_server, tmp_path) 
     assert not lake.exists("curated/churn/dt=2026-11-20/part-00000.parquet")
     entry = lake.read_json("catalog/churn/schema.json", default={"partitions": {}})
     assert "2026-11-20" not in entry["partitions"]
-    assert staged_files(lake) == staged_before, "the rejected staged file is discarded"
+    assert set(lake.list_staged()) == staged_before, "the rejected staged file is discarded"
     summaries = [k for k in lake.list_files("reports/quality/churn/") if k.endswith("summary.json")]
     failed = [s for s in (lake.read_json(k) for k in summaries) if s["partition"] == "2026-11-20"]
     assert failed and failed[-1]["passed"] is False

@@ -26,12 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _stack_env(state_dir: Path) -> dict[str, str]:
-    from tests.conftest import _free_base_port
+    from include.mlops.stack.process import free_port_block
 
-    airflow_port = _free_base_port()  # needs +1..+3 free too
+    airflow_port = free_port_block()  # needs +1..+3 free too
     return {
         "MLOPS_STACK_DIR": str(state_dir),
-        "MLOPS_STACK_S3_PORT": str(_free_base_port()),
+        "MLOPS_STACK_S3_PORT": str(free_port_block()),
         "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
         "MLOPS_STACK_AIRFLOW_PORT": str(airflow_port),
     }

@@ -65,17 +65,17 @@ def stage_partition(plan: dict[str, Any], *, run_id: str) -> dict:
     from include.mlops.etl.extract import EmptySourceError
     from include.mlops.etl.pipeline import ingest_partition
     from include.mlops.etl.schema import SchemaDriftError
-    from include.mlops.lake.sources import resolve_source
+    from include.mlops.lake.store import filesystem_for_uri
 
     hook = LakeHook()
     settings = hook.get_settings()
     lake = hook.get_lake()
-    source = resolve_source(plan["source"], settings)
+    source_fs, _ = filesystem_for_uri(plan["source"], settings)  # files listed by `plan`
     try:
         result = ingest_partition(
             lake,
             dataset=plan["dataset"],
-            source_fs=source.fs,
+            source_fs=source_fs,
             source_paths=plan["files"],
             fmt=plan["format"],
             partition=plan["partition"],

@@ -168,6 +168,18 @@ class Lake:
             keys.append(key)
         return sorted(keys)
 
+    def list_staged(self) -> list[str]:
+        """Objects under the hidden staging prefix: writes in flight or left by a killed
+        writer (``list_files`` never shows them; readers never see them)."""
+        selector = pafs.FileSelector(
+            self.path(STAGING_PREFIX), recursive=True, allow_not_found=True
+        )
+        return sorted(
+            self.key_of(i.path)
+            for i in self.fs.get_file_info(selector)
+            if i.type == pafs.FileType.File
+        )
+
     # -- writing --------------------------------------------------------------
     @contextlib.contextmanager
     def atomic_output(self, key: str) -> Iterator[pa.NativeFile]:

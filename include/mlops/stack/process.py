@@ -47,6 +47,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_block(
+    offsets: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 10000, 10001, 10002, 10003, 10004, 10005),
+    *,
+    low: int = 20000,
+    high: int = 29000,
+) -> int:
+    """A base port whose ``base + offset`` ports are all free right now.
+
+    SeaweedFS opens its S3 port, five neighbours and their gRPC twins (+10000);
+    Airflow standalone its API port and the next three. Tests and benchmarks start
+    their own stacks on such blocks beside a developer's running one.
+    """
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high, 10)
+        if not any(port_open(base + offset) for offset in offsets):
+            return base
+    raise RuntimeError(f"no free block of ports between {low} and {high}")
+
+
 def read_pid(pid_file: Path) -> int | None:
     """The PID in ``pid_file`` if that process is alive."""
     try:

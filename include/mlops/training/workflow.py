@@ -94,7 +94,6 @@ class TrainingRequest:
             values["algorithms"] = tuple(values["algorithms"] or ())
         if "split" in values:
             values["split"] = tuple(float(x) for x in values["split"])
-        problems: list[str] = []
         try:
             request = cls(**values)
         except TypeError as exc:
@@ -178,6 +177,7 @@ class TrainingRequest:
 # -- data --------------------------------------------------------------------------
 def load_curated(lake: Lake, dataset: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every curated partition of a dataset and its catalog entry (the snapshot)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from include.mlops.etl.catalog import curated_paths, load_catalog
@@ -190,8 +190,6 @@ def load_curated(lake: Lake, dataset: str) -> tuple[pd.DataFrame, dict[str, Any]
         )
     paths = curated_paths(lake, dataset)
     tables = [pq.read_table(p, filesystem=lake.fs) for p in paths]
-    import pyarrow as pa
-
     table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
     return table.to_pandas(), catalog
 
