@@ -1,0 +1,1 @@
+"""The model endpoint: scoring, the FastAPI app, data capture."""
