@@ -155,7 +155,7 @@ def train(client: Any, *, trials: int, workers: int, seed: int) -> dict[str, Any
             raise RuntimeError(f"tune[{t['map_index']}] XCom names worker {value['worker']}")
         t["trials"], t["compute"] = value["trials"], float(value["compute_seconds"])
         compute += t["compute"]
-    tuning = client.xcom("train_model", run_id, "start_tuning")
+    tuning = client.xcom("train_model", run_id, "prepare_data", key="tuning")
     study = optuna.load_study(
         study_name=tuning["study_name"], storage=open_storage(tuning["storage_url"])
     )

@@ -9,10 +9,11 @@ SageMaker's training jobs + automatic model tuning + Model Registry, on Airflow 
 2. **prepare_data** — Great Expectations gate on the training snapshot (target present,
    not missing, not constant; minimum rows; class balance; single-feature leakage
    check at ROC-AUC ≥ 0.99), then the 80/10/10 split (stratified, or by `time_column`)
-   written to `features/<model>/<snapshot>/`.
-3. **start_tuning** → **tune** × `max_parallel_trials` — parallel mapped workers draw
-   trials from one shared Optuna study (random, grid, bayesian TPE, hyperband pruning);
-   every trial is an MLflow child run of the tuning run.
+   written to `features/<model>/<snapshot>/`; then the shared Optuna study and the
+   MLflow tuning run are opened (XComs `prepared` and `tuning`).
+3. **tune** × `max_parallel_trials` — parallel mapped workers draw trials from the
+   shared study (random, grid, bayesian TPE, hyperband pruning); every trial is an
+   MLflow child run of the tuning run, logged while the next trial computes.
 4. **evaluate** — refit the best trial; test-split metrics beside the majority/mean
    baseline and the current champion (re-scored on the same split); gates:
    `min_objective`, beat the baseline, not worse than the champion beyond tolerance.
@@ -99,17 +100,13 @@ with DAG(
             params, dag_run=dag_run, triggering_asset_events=triggering_asset_events
         )
 
-    @task
+    # One task, not two: a task hand-off costs seconds of scheduling and start-up, and
+    # opening the study cannot start before the gate and split have finished anyway.
+    @task(multiple_outputs=True)
     def prepare_data(request: dict, *, run_id: str) -> dict:
-        from include.mlops.airflow.training import prepare
+        from include.mlops.airflow.training import prepare_and_open_study
 
-        return prepare(request, run_id=run_id)
-
-    @task
-    def start_tuning(request: dict, prepared: dict, *, run_id: str) -> dict:
-        from include.mlops.airflow.training import begin_tuning
-
-        return begin_tuning(request, prepared, run_id=run_id)
+        return prepare_and_open_study(request, run_id=run_id)
 
     @task
     def tuning_workers(request: dict) -> list[int]:
@@ -175,8 +172,8 @@ with DAG(
         return outcome(registered)
 
     request = resolve_request()
-    prepared = prepare_data(request)
-    tuning = start_tuning(request, prepared)
+    ready = prepare_data(request)
+    prepared, tuning = ready["prepared"], ready["tuning"]
     tuned = tune.partial(request=request, prepared=prepared, tuning=tuning).expand(
         worker=tuning_workers(request)
     )

@@ -13,6 +13,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from include.mlops.features.split import split_dataset
 from include.mlops.tracking.mlflow_runs import (
+    BackgroundTrialLogger,
     TrialTracker,
     ensure_experiment,
     finish_run,
@@ -158,6 +159,41 @@ def test_every_tuning_trial_becomes_a_child_run(
         if outcome.algorithm == "xgboost":
             assert run.data.params["n_estimators"] == "50"
             assert client.get_metric_history(run.info.run_id, "val_roc_auc_by_round")
+
+
+def test_background_logger_logs_every_queued_trial_by_close(
+    store: tuple[mlflow.MlflowClient, Path], experiment: str
+) -> None:
+    client, _ = store
+    parent = start_parent_run(client, experiment, run_name="tune-background")
+    tracker = TrialTracker.connect(client, experiment_id=experiment, parent_run_id=parent)
+    with BackgroundTrialLogger(tracker) as background:
+        for number in range(5):
+            assert background.log_trial(
+                trial_number=number, algorithm="ridge", params={"alpha": number},
+                metrics={"val_r2": 0.1 * number}, duration_s=0.5, state="COMPLETE",
+            ) == ""  # fmt: skip
+    assert (background.logged, background.failed) == (5, 0)
+    children = client.search_runs(
+        [experiment], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent}'"
+    )
+    assert sorted(run.data.metrics["val_r2"] for run in children) == pytest.approx(
+        [0.0, 0.1, 0.2, 0.3, 0.4]
+    )
+
+
+def test_background_logger_reports_failures_without_raising() -> None:
+    class Unreachable:
+        def log_trial(self, **kwargs: object) -> str:
+            raise ConnectionError("MLflow is down")
+
+    lines: list[str] = []
+    background = BackgroundTrialLogger(Unreachable(), log=lines.append)  # type: ignore[arg-type]
+    background.log_trial(trial_number=3, algorithm="ridge", params={}, metrics={},
+                         duration_s=0.1, state="COMPLETE")  # fmt: skip
+    background.close()
+    assert (background.logged, background.failed) == (0, 1)
+    assert lines == ["could not log trial 3 to MLflow: MLflow is down"]
 
 
 def test_a_broken_tracker_does_not_stop_tuning(tmp_path: Path) -> None:

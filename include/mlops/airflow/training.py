@@ -126,6 +126,12 @@ def begin_tuning(request: dict[str, Any], prepared: dict[str, Any], *, run_id: s
     return tuning
 
 
+def prepare_and_open_study(request: dict[str, Any], *, run_id: str) -> dict:
+    """The data gate and split, then the shared study and tuning run: ``prepared``, ``tuning``."""
+    prepared = prepare(request, run_id=run_id)
+    return {"prepared": prepared, "tuning": begin_tuning(request, prepared, run_id=run_id)}
+
+
 def tune(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], worker: int
 ) -> dict:

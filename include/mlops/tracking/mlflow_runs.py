@@ -302,6 +302,63 @@ class TrialTracker:
         )
 
 
+class BackgroundTrialLogger:
+    """Logs trials from a background thread, so the next trial computes while MLflow writes.
+
+    A trial's child run costs a few HTTP round trips to the tracking server (~0.4 s on the
+    embedded stack); logged inline, that is pure orchestration overhead between two trials.
+    Here :meth:`log_trial` only queues the record and :meth:`close` waits until every queued
+    trial is logged. A failure is reported through ``log`` and never reaches the tuning loop
+    (the trial already ran; tracking is its record, not the search).
+
+    Use as a context manager around the tuning loop::
+
+        with BackgroundTrialLogger(tracker, log=log) as background:
+            run_trials(study, ..., tracker=background)
+    """
+
+    _STOP = object()
+
+    def __init__(self, tracker: TrialTracker, *, log: Any = log.warning) -> None:
+        import queue
+        import threading
+
+        self.tracker = tracker
+        self._log = log
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self.logged = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._drain, name="mlflow-trials", daemon=True)
+        self._thread.start()
+
+    def log_trial(self, **kwargs: Any) -> str:
+        """Queue one trial (the arguments of :meth:`TrialTracker.log_trial`); returns ``""``."""
+        self._queue.put(kwargs)
+        return ""
+
+    def close(self, timeout: float = 300.0) -> None:
+        """Wait until every queued trial is logged (or ``timeout`` seconds pass)."""
+        self._queue.put(self._STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._log(f"MLflow trial logging still busy after {timeout:.0f}s; giving up on it")
+
+    def __enter__(self) -> BackgroundTrialLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not self._STOP:
+            try:
+                self.tracker.log_trial(**item)
+                self.logged += 1
+            except Exception as exc:
+                self.failed += 1
+                self._log(f"could not log trial {item.get('trial_number')} to MLflow: {exc}")
+
+
 def _log_batch(
     client: mlflow.MlflowClient,
     run_id: str,

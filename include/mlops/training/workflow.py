@@ -424,7 +424,7 @@ def tune_worker(
 ) -> dict[str, Any]:
     """One parallel worker: draw trials from the shared study until its budget is spent."""
     from include.mlops.features.split import Splits
-    from include.mlops.tracking.mlflow_runs import TrialTracker
+    from include.mlops.tracking.mlflow_runs import BackgroundTrialLogger, TrialTracker
     from include.mlops.tuning.study import TuningSpec, create_or_load_study
     from include.mlops.tuning.worker import run_trials
 
@@ -435,10 +435,12 @@ def tune_worker(
         client, experiment_id=tuning["experiment_id"], parent_run_id=tuning["parent_run_id"],
         tags={"optuna_study": tuning["study_name"]},
     )  # fmt: skip
-    outcomes = run_trials(
-        study, spec=spec, splits=splits, target=request.target, exclude=prepared["exclude"],
-        deadline=tuning["deadline"], tracker=tracker, log=log, worker=worker,
-    )  # fmt: skip
+    # Trials are logged to MLflow from a background thread while the next one computes.
+    with BackgroundTrialLogger(tracker, log=log) as background:
+        outcomes = run_trials(
+            study, spec=spec, splits=splits, target=request.target, exclude=prepared["exclude"],
+            deadline=tuning["deadline"], tracker=background, log=log, worker=worker,
+        )  # fmt: skip
     return {
         "worker": worker,
         "trials": len(outcomes),

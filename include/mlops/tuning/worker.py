@@ -42,7 +42,7 @@ from include.mlops.tuning.study import TuningSpec, draw_candidate, trial_budget
 
 if TYPE_CHECKING:
     from include.mlops.features.split import Splits
-    from include.mlops.tracking.mlflow_runs import TrialTracker
+    from include.mlops.tracking.mlflow_runs import BackgroundTrialLogger, TrialTracker
 
 _log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def run_trials(
     target: str,
     exclude: Iterable[str] = (),
     deadline: float | None = None,
-    tracker: TrialTracker | None = None,
+    tracker: TrialTracker | BackgroundTrialLogger | None = None,
     log: Callable[[str], None] = _log.info,
     worker: int = 0,
 ) -> list[TrialOutcome]:
@@ -269,7 +269,7 @@ def _tell(
 
 
 def _track(
-    tracker: TrialTracker,
+    tracker: TrialTracker | BackgroundTrialLogger,
     study: optuna.Study,
     spec: TuningSpec,
     result: _TrialResult,
