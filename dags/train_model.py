@@ -92,12 +92,12 @@ with DAG(
 
     @task
     def resolve_request(
-        *, params: dict, dag_run: Any = None, triggering_asset_events: Any = None
+        *, params: dict, dag_run: Any = None, triggering_asset_events: Any = None, ti: Any = None
     ) -> dict:
         from include.mlops.airflow.training import resolve_request
 
         return resolve_request(
-            params, dag_run=dag_run, triggering_asset_events=triggering_asset_events
+            params, dag_run=dag_run, triggering_asset_events=triggering_asset_events, ti=ti
         )
 
     # One task, not two: a task hand-off costs seconds of scheduling and start-up, and

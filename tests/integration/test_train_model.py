@@ -161,3 +161,32 @@ def test_unattended_runs_retrain_the_champion_spec(training_env) -> None:
     with pytest.raises(AirflowSkipException, match="no champion"):
         resolve_request({"model_name": "never_trained"}, dag_run=SimpleNamespace(run_type="scheduled"),
                         triggering_asset_events={})  # fmt: skip
+
+
+def test_one_unattended_retraining_per_model_at_a_time(training_env) -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.mlops.airflow.training import RETRAIN_RUN_TAG, resolve_request
+
+    class RunStates:  # what Airflow's RuntimeTaskInstance.get_dagrun_state answers
+        def __init__(self, states: dict[str, str]) -> None:
+            self.states = states
+
+        def get_dagrun_state(self, dag_id: str, run_id: str) -> str:
+            return self.states[run_id]
+
+    drift = {"drift_detected": [SimpleNamespace(extra={"model_name": MODEL, "version": "1"})]}
+
+    def retrain(run_id: str, states: dict[str, str]) -> dict:
+        return resolve_request({"model_name": MODEL}, triggering_asset_events=drift,
+                               dag_run=SimpleNamespace(run_type="asset_triggered", run_id=run_id),
+                               ti=RunStates(states))  # fmt: skip
+
+    retrain("drift_1", {})
+    assert client().get_registered_model(MODEL).tags[RETRAIN_RUN_TAG] == "drift_1"
+    with pytest.raises(AirflowSkipException, match="already being retrained by run drift_1"):
+        retrain("drift_2", {"drift_1": "running"})
+    retrain("drift_3", {"drift_1": "success"})
+    assert client().get_registered_model(MODEL).tags[RETRAIN_RUN_TAG] == "drift_3"

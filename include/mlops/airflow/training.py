@@ -43,7 +43,13 @@ def artifact_location(model_name: str) -> str | None:
     return f"s3://{settings.lake_bucket}/mlflow/{model_name}"
 
 
-def resolve_request(params: dict[str, Any], *, dag_run: Any, triggering_asset_events: Any) -> dict:
+#: Registered-model tag: the train_model run retraining this model unattended, if any.
+RETRAIN_RUN_TAG = "retrain.run_id"
+
+
+def resolve_request(
+    params: dict[str, Any], *, dag_run: Any, triggering_asset_events: Any, ti: Any = None
+) -> dict:
     """Validate a manual run's params; for a scheduled/asset run, the champion's spec.
 
     A run not started by hand retrains the current champion with its stored training
@@ -57,12 +63,12 @@ def resolve_request(params: dict[str, Any], *, dag_run: Any, triggering_asset_ev
             request = TrainingRequest.from_params(params)
             log.info("manual run: %s", request.to_dict())
             return request.to_dict()
-        return _retrain_request(params, triggering_asset_events)
+        return _retrain_request(params, triggering_asset_events, dag_run=dag_run, ti=ti)
     except TrainingRequestError as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
-def _retrain_request(params: dict[str, Any], events: Any) -> dict:
+def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: Any) -> dict:
     from include.mlops.registry import champion, training_spec
     from include.mlops.training.workflow import TrainingRequest
 
@@ -84,10 +90,30 @@ def _retrain_request(params: dict[str, Any], events: Any) -> dict:
             f"new data in {sorted(datasets)}; {model_name} trains on {spec.get('dataset')!r}: nothing to do"
         )
     request = TrainingRequest.from_params(spec)
+    _claim_retraining(client, model_name, dag_run=dag_run, ti=ti)
     log.info(
         "retraining %s from champion v%s's spec on the newest snapshot", model_name, current.version
     )
     return request.to_dict()
+
+
+def _claim_retraining(client: Any, model_name: str, *, dag_run: Any, ti: Any) -> None:
+    """At most one unattended retraining per model: skip while another one is running."""
+    run_id = str(getattr(dag_run, "run_id", "") or "")
+    other = (client.get_registered_model(model_name).tags or {}).get(RETRAIN_RUN_TAG)
+    if other and other != run_id and ti is not None:
+        try:
+            state = str(ti.get_dagrun_state(dag_id="train_model", run_id=other))
+        except Exception as exc:  # the run may have been deleted
+            log.info("previous retraining run %s: state unknown (%s)", other, exc)
+            state = "unknown"
+        if state.lower() in ("queued", "running"):
+            raise AirflowSkipException(
+                f"{model_name} is already being retrained by run {other} ({state}); "
+                "one unattended retraining per model at a time"
+            )
+    if run_id:
+        client.set_registered_model_tag(model_name, RETRAIN_RUN_TAG, run_id)
 
 
 def prepare(request: dict[str, Any], *, run_id: str) -> dict:

@@ -83,15 +83,42 @@ class AirflowClient:
         """A run's state."""
         return str(self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
 
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs, newest first (``dag_run_id``, ``run_type``, ``state``, ...)."""
+        body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=50")
+        return list(body.get("dag_runs") or [])
+
+    def next_run(
+        self, dag_id: str, *, besides: set[str], run_type: str | None = None, timeout: float = 600
+    ) -> str:
+        """Wait for a run not in ``besides`` (e.g. one an asset event scheduled); its id."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for run in self.runs(dag_id):
+                if run["dag_run_id"] not in besides and run_type in (None, run.get("run_type")):
+                    return str(run["dag_run_id"])
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no new {dag_id} run within {timeout:.0f}s")
+            time.sleep(2.0)
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """A run's task instances (task_id, state, ...)."""
         body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return list(body["task_instances"])
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        """A task's XCom value (deserialized)."""
+    def xcom(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        key: str = "return_value",
+        *,
+        map_index: int = -1,
+    ) -> Any:
+        """A task's XCom value (deserialized); ``map_index`` for one mapped instance."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
-        return self.request("GET", f"{path}?deserialize=true&stringify=false")["value"]
+        query = f"deserialize=true&stringify=false&map_index={map_index}"
+        return self.request("GET", f"{path}?{query}")["value"]
 
     def pending_approvals(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Human-in-the-loop requests of a run still waiting for an answer."""

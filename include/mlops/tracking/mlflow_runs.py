@@ -400,3 +400,41 @@ def _is_number(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def log_monitoring_run(
+    client: mlflow.MlflowClient, summary: Mapping[str, Any], *, experiment: str = "monitoring"
+) -> str:
+    """One finished run per monitoring run, so drift scores chart over time in MLflow.
+
+    Args:
+        client: MLflow client.
+        summary: ``MonitorResult.to_xcom()``: model, version, rows, scores, verdicts.
+        experiment: Experiment holding every model's monitoring runs.
+
+    Returns:
+        The run id. Metrics: ``drift_score.<feature>``, ``dataset_drift`` (0/1),
+        ``drifted_features``, ``prediction_drift`` (0/1), ``violations``, ``rows``.
+    """
+    experiment_id = ensure_experiment(client, experiment)
+    model = str(summary.get("model_name"))
+    tags = {"model_name": model, "version": summary.get("version"),
+            "report": summary.get("html_uri"), "monitor_run_id": summary.get("run_id")}  # fmt: skip
+    run = client.create_run(
+        experiment_id,
+        run_name=f"monitor-{model}-v{summary.get('version')}",
+        tags={k: str(v) for k, v in tags.items() if v is not None},
+    )
+    scores = summary.get("scores") or {}
+    metrics: dict[str, float | None] = {
+        f"drift_score.{name}": value for name, value in scores.items() if _is_number(value)
+    }
+    metrics.update(
+        dataset_drift=float(bool(summary.get("dataset_drift"))),
+        drifted_features=float(len(summary.get("drifted_features") or [])),
+        prediction_drift=float(bool(summary.get("prediction_drift"))),
+        violations=float(summary.get("violations") or 0),
+        rows=float(summary.get("rows") or 0),
+    )
+    finish_run(client, run.info.run_id, metrics=metrics)
+    return str(run.info.run_id)
