@@ -1,0 +1,67 @@
+"""Batch transform: score curated lake partitions with a registered, Approved version.
+
+No Airflow here; the ``batch_transform`` DAG calls :func:`plan_batch_transform` and
+:func:`run_batch_transform` through ``include.mlops.airflow.batch``.
+"""
+
+from include.mlops.batch.request import (
+    ALL_PARTITIONS,
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_VERSION,
+    BatchInputError,
+    BatchRequest,
+    BatchRequestError,
+    BatchTransformError,
+    RowCountMismatchError,
+)
+from include.mlops.batch.transform import (
+    MANIFEST_FILE,
+    ROW_NUMBER_COLUMN,
+    SCORING_THREADS,
+    BatchManifest,
+    BatchPlan,
+    PartitionResult,
+    batch_transform,
+    class_probability_columns,
+    load_planned_scorer,
+    manifest_key,
+    one_thread_per_predict,
+    output_schema,
+    plan_batch_transform,
+    predictions_key,
+    predictions_prefix,
+    require_approved,
+    run_batch_transform,
+    score_partitions,
+    transform_partition,
+)
+
+__all__ = [
+    "ALL_PARTITIONS",
+    "DEFAULT_BATCH_ROWS",
+    "DEFAULT_VERSION",
+    "MANIFEST_FILE",
+    "ROW_NUMBER_COLUMN",
+    "SCORING_THREADS",
+    "BatchInputError",
+    "BatchManifest",
+    "BatchPlan",
+    "BatchRequest",
+    "BatchRequestError",
+    "BatchTransformError",
+    "PartitionResult",
+    "RowCountMismatchError",
+    "batch_transform",
+    "class_probability_columns",
+    "load_planned_scorer",
+    "manifest_key",
+    "one_thread_per_predict",
+    "output_schema",
+    "plan_batch_transform",
+    "predictions_key",
+    "predictions_prefix",
+    "require_approved",
+    "run_batch_transform",
+    "score_partitions",
+    "transform_partition",
+]
