@@ -21,6 +21,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 AIRFLOW_DOCKERFILE = ROOT / "docker" / "airflow.Dockerfile"
 MLFLOW_DOCKERFILE = ROOT / "docker" / "mlflow.Dockerfile"
+MODEL_SERVER_DOCKERFILE = ROOT / "docker" / "model-server.Dockerfile"
 
 REQUIRED_SERVICES = {
     "minio",
@@ -34,6 +35,7 @@ REQUIRED_SERVICES = {
     "airflow-dag-processor",
     "airflow-triggerer",
     "airflow-worker",
+    "model-server",
 }
 STATEFUL_SERVICES = {"postgres", "redis", "minio", "mlflow"}
 LONG_RUNNING_AIRFLOW = {
@@ -50,6 +52,19 @@ CODE_VARIABLE_PREFIXES = ("AWS_", "MLOPS_", "MLFLOW_", "AIRFLOW_CONN_")
 #: they are skipped by prefix and need no entry here.
 IGNORED_VARIABLES: frozenset[str] = frozenset()
 IGNORED_PREFIXES = ("MLOPS_STACK_",)
+#: Knobs of the model endpoint itself: set on the model-server service, not for Airflow.
+#: (MLOPS_REPLICA_ID stays unset everywhere: each replica names itself hostname-pid.)
+SERVING_ONLY_VARIABLES = frozenset(
+    {
+        "MLOPS_DEFAULT_ENDPOINT",
+        "MLOPS_CAPTURE_PERCENT",
+        "MLOPS_ENDPOINT_POLL_SECONDS",
+        "MLOPS_MAX_PAYLOAD_BYTES",
+        "MLOPS_REPLICA_ID",
+    }
+)
+#: What deploy_model needs to reach the replicas; the replicas themselves do not read it.
+DEPLOY_ONLY_VARIABLES = frozenset({"MLOPS_ENDPOINT_URL", "MLOPS_ENDPOINT_URLS"})
 
 # env.get("X"), os.environ.get("X"), os.getenv("X"), os.environ["X"]. Not a bare
 # env["X"]: code indexes dicts it built itself that way (e.g. the stack's client env).
@@ -129,7 +144,9 @@ def test_every_image_is_pinned_to_a_version() -> None:
 
 
 @pytest.mark.parametrize(
-    "dockerfile", [AIRFLOW_DOCKERFILE, MLFLOW_DOCKERFILE], ids=lambda p: p.name
+    "dockerfile",
+    [AIRFLOW_DOCKERFILE, MLFLOW_DOCKERFILE, MODEL_SERVER_DOCKERFILE],
+    ids=lambda p: p.name,
 )
 def test_dockerfile_bases_are_pinned(dockerfile: Path) -> None:
     bases = re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), re.MULTILINE)
@@ -260,6 +277,7 @@ def test_every_variable_the_code_reads_is_set_for_airflow() -> None:
         "MLFLOW_TRACKING_URI",
     } <= wanted
     wanted = {name for name in wanted - IGNORED_VARIABLES if not name.startswith(IGNORED_PREFIXES)}
+    wanted -= SERVING_ONLY_VARIABLES
     for name in airflow_services():
         env = services()[name]["environment"]
         missing = wanted - set(env)
@@ -337,6 +355,99 @@ def test_mlflow_uses_postgres_and_the_lake() -> None:
     env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}
     assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert "mlflow:5000" in env["MLFLOW_ALLOWED_HOSTS"].split(",")
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def test_model_server_runs_two_replicas_of_the_endpoint() -> None:
+    svc = services()["model-server"]
+    assert svc["build"]["dockerfile"] == "docker/model-server.Dockerfile"
+    assert interpolate(svc["image"]).startswith("mlops-model-server:")
+    assert svc["deploy"]["replicas"] == 2
+    # Replicas need distinct names and ports: no container_name, one host port each.
+    assert "container_name" not in svc
+    command = " ".join(svc["command"])
+    assert "-m include.mlops.serving" in command
+    assert "--host 0.0.0.0" in command and "--port 8080" in command
+    (port,) = svc["ports"]
+    host_range = interpolate(port).split(":")[1]
+    low, high = (int(p) for p in host_range.split("-"))
+    assert high - low + 1 == svc["deploy"]["replicas"], "one host port per replica"
+    assert svc["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert svc["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    # Long enough for a graceful stop: answer in-flight requests, flush capture.
+    assert int(svc["stop_grace_period"].rstrip("s")) >= 30
+
+
+def test_model_server_healthcheck_asks_ping() -> None:
+    test = services()["model-server"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    assert "http://localhost:8080/ping" in test[3]
+    compile(test[3], "healthcheck", "exec")  # a syntax error would make it always unhealthy
+
+
+def test_model_server_sets_what_the_endpoint_reads() -> None:
+    serving = set().union(
+        *(variables_read(p.read_text()) for p in (ROOT / "include/mlops/serving").glob("*.py"))
+    )
+    assert {"MLOPS_ENDPOINT_ADMIN_TOKEN", "MLOPS_CAPTURE_PERCENT", "MLFLOW_TRACKING_URI"} <= serving
+    env = services()["model-server"]["environment"]
+    missing = serving - DEPLOY_ONLY_VARIABLES - {"MLOPS_REPLICA_ID"} - set(env)
+    assert not missing, (
+        f"model-server does not set {sorted(missing)} (read in include/mlops/serving)"
+    )
+    assert "MLOPS_REPLICA_ID" not in env, "replicas would share one name in capture files"
+    assert SERVING_ONLY_VARIABLES - {"MLOPS_REPLICA_ID"} <= set(env)
+    assert float(env["MLOPS_CAPTURE_PERCENT"]) == 100
+    assert int(env["MLOPS_MAX_PAYLOAD_BYTES"]) == 6 * 1024 * 1024
+
+
+def test_model_server_uses_the_same_registry_lake_and_token_as_airflow() -> None:
+    common = compose()["x-airflow-common"]["environment"]
+    env = services()["model-server"]["environment"]
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_S3_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "MLOPS_LAKE_BUCKET",
+        "MLOPS_ENDPOINT_ADMIN_TOKEN",
+    ):
+        assert env[name] == common[name], name
+    assert interpolate(env["MLOPS_ENDPOINT_ADMIN_TOKEN"]), "admin calls would all be refused"
+
+
+def test_deploy_reaches_every_replica() -> None:
+    common = compose()["x-airflow-common"]["environment"]
+    replicas = services()["model-server"]["deploy"]["replicas"]
+    project = compose()["name"]
+    urls = common["MLOPS_ENDPOINT_URLS"].split(",")
+    # Compose names replica i of service s in project p `p-s-i`, resolvable in the network.
+    assert urls == [f"http://{project}-model-server-{i}:8080" for i in range(1, replicas + 1)]
+    assert common["MLOPS_ENDPOINT_URL"] == "http://model-server:8080"
+
+
+def test_model_server_image_is_the_locked_serving_stack() -> None:
+    text = MODEL_SERVER_DOCKERFILE.read_text()
+    assert "-c /tmp/mlops/constraints.txt" in text
+    install = re.search(r"pip install -c /tmp/mlops/constraints.txt \\\n(.*?)&&", text, re.S)
+    assert install, "the pip install line must use constraints.txt"
+    packages = install.group(1).replace("\\", " ").split()
+    locked = (ROOT / "constraints.txt").read_text()
+    for package in packages:
+        assert re.search(rf"^{re.escape(package)}==", locked, re.M | re.I), package
+    assert {"mlflow", "scikit-learn", "xgboost-cpu", "fastapi", "uvicorn", "pyarrow"} <= set(
+        packages
+    )
+    assert "apache-airflow" not in text, "the endpoint needs no Airflow"
+    assert re.search(r"^COPY .*include /opt/mlops/include$", text, re.M)
+    assert "ENV PYTHONPATH=/opt/mlops" in text
+    ignore = (ROOT / "docker" / "model-server.Dockerfile.dockerignore").read_text()
+    lines = [line for line in ignore.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "**", "the build context must start from nothing (no .venv, no .env)"
 
 
 # --------------------------------------------------------------------------- secrets

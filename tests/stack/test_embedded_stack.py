@@ -34,6 +34,7 @@ def _stack_env(state_dir: Path) -> dict[str, str]:
         "MLOPS_STACK_S3_PORT": str(free_port_block()),
         "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
         "MLOPS_STACK_AIRFLOW_PORT": str(airflow_port),
+        "MLOPS_STACK_ENDPOINT_PORT": str(free_port()),
     }
 
 
@@ -68,11 +69,32 @@ def _api(config: StackConfig, method: str, path: str, body: dict | None = None) 
 
 
 def test_up_is_healthy_and_idempotent(stack: StackConfig) -> None:
-    assert status(stack) == {"seaweedfs": True, "mlflow": True, "airflow": True}
-    pids = {n: read_pid(stack.state_dir / f"{n}.pid") for n in ("seaweedfs", "mlflow", "airflow")}
+    assert status(stack) == {"seaweedfs": True, "mlflow": True, "endpoint": True, "airflow": True}
+    names = ("seaweedfs", "mlflow", "endpoint", "airflow")
+    pids = {n: read_pid(stack.state_dir / f"{n}.pid") for n in names}
     up(stack)  # second `make up`: nothing restarts
     assert {n: read_pid(stack.state_dir / f"{n}.pid") for n in pids} == pids
     assert (stack.state_dir / "logs" / "airflow.log").exists()
+
+
+def test_endpoint_is_up_and_503_before_any_approval(stack: StackConfig) -> None:
+    """`make up` starts the model endpoint after MLflow; nothing is deployed yet."""
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as ping:
+        urllib.request.urlopen(f"{stack.endpoint_url}/ping", timeout=10)
+    assert ping.value.code == 503
+    assert json.loads(ping.value.read())["detail"].startswith("no approved model is deployed yet")
+    with urllib.request.urlopen(f"{stack.endpoint_url}/metrics", timeout=10) as metrics:
+        assert b"mlops_requests_total" in metrics.read()
+    token = client_env(stack)["MLOPS_ENDPOINT_ADMIN_TOKEN"]
+    request = urllib.request.Request(
+        f"{stack.endpoint_url}/admin/config", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as config:
+        body = json.loads(config.read())
+    assert body["settings"]["tracking_uri"] == stack.mlflow_url
+    assert body["settings"]["admin_token_set"] is True
 
 
 def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
@@ -109,7 +131,8 @@ def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
     for name in ("AIRFLOW_HOME", "AIRFLOW_CONN_LAKE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
                  "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MLOPS_LAKE_BUCKET",
                  "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "MLOPS_ENDPOINT_URL",
-                 "MLOPS_AIRFLOW_URL", "MLOPS_AIRFLOW_USER", "MLOPS_AIRFLOW_PASSWORD"):  # fmt: skip
+                 "MLOPS_AIRFLOW_URL", "MLOPS_AIRFLOW_USER", "MLOPS_AIRFLOW_PASSWORD",
+                 "MLOPS_ENDPOINT_ADMIN_TOKEN"):  # fmt: skip
         assert f"export {name}=" in exports
 
 
@@ -203,7 +226,10 @@ def test_down_stops_everything(tmp_path: Path) -> None:
     assert (
         env["MLFLOW_TRACKING_URI"] == config.mlflow_url == client_env(config)["MLFLOW_TRACKING_URI"]
     )
-    assert sorted(down(config)) == ["mlflow", "seaweedfs"]
+    assert sorted(down(config)) == ["endpoint", "mlflow", "seaweedfs"]
     assert not port_open(config.s3_port) and not port_open(config.mlflow_port)
-    assert status(config) == {"seaweedfs": False, "mlflow": False, "airflow": False}
+    assert not port_open(config.endpoint_port)
+    assert status(config) == {
+        "seaweedfs": False, "mlflow": False, "endpoint": False, "airflow": False
+    }  # fmt: skip
     assert down(config) == []  # idempotent

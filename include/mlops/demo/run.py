@@ -1,10 +1,17 @@
-"""``make demo``: the lifecycle loop on the embedded stack, printed as it happens.
+"""``make demo``: the whole lifecycle loop on the embedded stack, printed as it happens.
 
-Stages so far: land several days of churn data (some days with defective rows) in
-``landing/churn/``, ingest each day through ``lake_ingest`` via the REST API, print the
-accounting, the quarantine reasons and where to look; then train and tune a model with
-``train_model`` (auto approval in the demo) and print the registered version.
-The stack stays up afterwards (``make down`` stops it).
+1. land several days of churn data (some days with defective rows) in ``landing/churn/``;
+2. ingest each day through ``lake_ingest`` (REST API), print the accounting and reports;
+3. train and tune ``churn_model`` with ``train_model`` (auto approval in the demo; the
+   README shows the manual path), which emits ``model_approved``;
+4. ``deploy_model`` runs on that event and makes the version the endpoint's champion;
+5. live traffic from the generator, then traffic with drift injected;
+6. ``monitor_model`` compares the captured traffic with the champion's baseline, finds
+   the drift and emits ``drift_detected``;
+7. ``train_model`` retrains on that event from the champion's stored spec, the new version
+   is approved, and ``deploy_model`` deploys it.
+
+Every stage says where to look. The stack stays up afterwards (``make down`` stops it).
 """
 
 from __future__ import annotations
@@ -128,6 +135,91 @@ def train(client: AirflowClient, lake: Lake, *, max_trials: int) -> dict:
     return registered
 
 
+def follow(
+    client: AirflowClient, dag_id: str, run_id: str, stage: str, timeout: float = 900
+) -> None:
+    """Wait for a run, narrating its task progress; exit the demo if it fails."""
+
+    def progress(state: str, tasks: dict[str, str]) -> None:
+        done = sorted({t for t, s in tasks.items() if s in ("success", "skipped")})
+        say(stage, f"{dag_id} {state}: done {', '.join(done) or '-'}")
+
+    state = client.wait(dag_id, run_id, timeout=timeout, on_change=progress)
+    if state != "success":
+        raise SystemExit(f"{dag_id} {run_id} ended {state}: see its task logs in the Airflow UI")
+
+
+def deployed(client: AirflowClient, run_id: str, endpoint_url: str) -> int:
+    """Print what a deploy_model run shipped; returns the version."""
+    result = client.xcom("deploy_model", run_id, "roll_out")
+    infra = client.xcom("deploy_model", run_id, "validate_infra")
+    say("deploy", f"{MODEL_NAME} v{result['version']} is the champion ({result['strategy']}); "
+        f"infra-validation loaded it in {infra['load_seconds']:.1f}s, p99 {infra['p99_ms']:.1f} ms")  # fmt: skip
+    say("deploy", f"endpoint: POST {endpoint_url}/endpoints/{MODEL_NAME}/invocations "
+        f"(metrics {endpoint_url}/metrics)")  # fmt: skip
+    return int(result["version"])
+
+
+def traffic(endpoint_url: str, *, rows: int, drift: float, seed: int) -> None:
+    """Send generated customers to the endpoint."""
+    from include.mlops.demo.traffic import send_traffic
+
+    kind = f"with drift {drift:.0%}" if drift else "like the training data"
+    say("traffic", f"{rows} customers {kind} → the endpoint")
+    sent = send_traffic(endpoint_url, MODEL_NAME, rows=rows, seed=seed, drift=drift,
+                        log=lambda line: say("traffic", line))  # fmt: skip
+    say(
+        "traffic",
+        f"{sent['requests']} requests, {sent['errors']} errors, served by {sent['versions']}",
+    )
+
+
+def monitor(client: AirflowClient, lake: Lake, filer_url: str) -> dict:
+    """One monitor_model run over the last hour; prints its verdict and report."""
+    run_id = client.trigger("monitor_model", {"model_name": MODEL_NAME, "window_hours": 1})
+    follow(client, "monitor_model", run_id, "monitor", timeout=600)
+    summary = client.xcom("monitor_model", run_id, "monitor", map_index=0)
+    drifted = summary["drifted_features"]
+    say("monitor", f"v{summary['version']}: {summary['rows']} captured rows, dataset drift "
+        f"{summary['dataset_drift']} ({len(drifted)} features: {', '.join(drifted) or '-'}), "
+        f"prediction drift {summary['prediction_drift']}, {summary['violations']} violation(s)")  # fmt: skip
+    html = summary["html_uri"]
+    if html.startswith(f"s3://{lake.root}/"):
+        say("monitor", f"drift report: {filer_url}/buckets/{html[len('s3://') :]}")
+    return summary
+
+
+def close_the_loop(client: AirflowClient, lake: Lake, env: dict[str, str], filer_url: str,
+                   *, seed: int, train_runs: set[str], deploy_runs: set[str]) -> None:  # fmt: skip
+    """Deploy → traffic → drift → monitor → retrain → deploy, following the asset events."""
+    endpoint_url = env["MLOPS_ENDPOINT_URL"]
+    run_id = client.next_run("deploy_model", besides=deploy_runs, timeout=300)
+    say("deploy", f"model_approved fired deploy_model ({run_id})")
+    follow(client, "deploy_model", run_id, "deploy")
+    first = deployed(client, run_id, endpoint_url)
+    deploy_runs.add(run_id)
+
+    client.unpause("monitor_model")
+    traffic(endpoint_url, rows=1500, drift=0.0, seed=seed + 100)
+    time.sleep(7)  # the endpoint flushes captured records every 5 s
+    monitor(client, lake, filer_url)
+    traffic(endpoint_url, rows=6000, drift=1.0, seed=seed + 200)
+    time.sleep(7)
+    summary = monitor(client, lake, filer_url)
+    if not summary["drift_detected"]:
+        raise SystemExit("the monitor did not flag the injected drift: see its report")
+    say("monitor", "drift_detected emitted: train_model retrains from the champion's spec")
+
+    run_id = client.next_run("train_model", besides=train_runs, timeout=300)
+    follow(client, "train_model", run_id, "retrain")
+    registered = client.xcom("train_model", run_id, "register")
+    say("retrain", f"{MODEL_NAME} v{registered['version']} registered and Approved ({run_id})")
+    run_id = client.next_run("deploy_model", besides=deploy_runs, timeout=300)
+    follow(client, "deploy_model", run_id, "deploy")
+    second = deployed(client, run_id, endpoint_url)
+    say("loop", f"closed: v{first} drifted, v{second} retrained and deployed")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo against the running embedded stack."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -136,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default="2026-11-01")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-trials", type=int, default=8, help="0 skips training")
+    parser.add_argument("--no-loop", action="store_true",
+                        help="stop after training (no deploy, traffic, monitor, retrain)")  # fmt: skip
     opts = parser.parse_args(argv)
 
     config = StackConfig.from_env()
@@ -152,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     ingest_days(client, partitions)
     print_accounting(lake, filer_url)
     if opts.max_trials:
+        client.unpause("deploy_model")
+        train_runs = {r["dag_run_id"] for r in client.runs("train_model")}
+        deploy_runs = {r["dag_run_id"] for r in client.runs("deploy_model")}
         registered = train(client, lake, max_trials=opts.max_trials)
         card = registered["report_uri"]
         if card.startswith(f"s3://{lake.root}/"):
@@ -160,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             "train",
             f"trials and versions in MLflow: {env['MLFLOW_TRACKING_URI']}/#/models/{MODEL_NAME}",
         )
+        train_runs |= {r["dag_run_id"] for r in client.runs("train_model")}
+        if not opts.no_loop:
+            close_the_loop(client, lake, env, filer_url, seed=opts.seed,
+                           train_runs=train_runs, deploy_runs=deploy_runs)  # fmt: skip
     say(
         "done",
         f"Airflow UI  {env['MLOPS_AIRFLOW_URL']}/dags/lake_ingest  login {ADMIN_USER} / {ADMIN_PASSWORD}",

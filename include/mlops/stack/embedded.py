@@ -80,6 +80,10 @@ class StackConfig:
     def s3_url(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
 
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.endpoint_port}"
+
 
 def secrets_for(config: StackConfig) -> dict[str, str]:
     """Per-stack secrets, generated on first use and kept in the state folder.
@@ -87,15 +91,21 @@ def secrets_for(config: StackConfig) -> dict[str, str]:
     Nothing secret lives in git; deleting ``.stack/`` rotates them.
     """
     path = config.state_dir / "secrets.json"
-    if path.exists():
-        return dict(json.loads(path.read_text()))
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-    values = {
-        "aws_secret_access_key": secrets.token_hex(16),
-        "pii_salt": secrets.token_hex(16),
-        "jwt_secret": secrets.token_hex(32),
-        "fernet_key": _fernet_key(),
+    generators = {
+        "aws_secret_access_key": lambda: secrets.token_hex(16),
+        "pii_salt": lambda: secrets.token_hex(16),
+        "jwt_secret": lambda: secrets.token_hex(32),
+        "fernet_key": _fernet_key,
+        # Bearer token of the model endpoint's /admin calls (reload, config).
+        "endpoint_admin_token": lambda: secrets.token_urlsafe(24),
     }
+    values: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
+    missing = [key for key in generators if key not in values]
+    if not missing:
+        return values
+    # A stack created before a secret existed gets it added; existing ones never change.
+    values.update({key: generators[key]() for key in missing})
+    config.state_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
     return values
@@ -139,7 +149,8 @@ def client_env(config: StackConfig) -> dict[str, str]:
         # The shared Optuna study of parallel tuning workers (Postgres when scaled out).
         "MLOPS_OPTUNA_STORAGE": f"sqlite:///{config.state_dir / 'optuna.db'}",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "MLOPS_ENDPOINT_URL": f"http://127.0.0.1:{config.endpoint_port}",
+        "MLOPS_ENDPOINT_URL": config.endpoint_url,
+        "MLOPS_ENDPOINT_ADMIN_TOKEN": secret["endpoint_admin_token"],
         "MLOPS_AIRFLOW_URL": config.airflow_url,
         "MLOPS_AIRFLOW_USER": ADMIN_USER,
         "MLOPS_AIRFLOW_PASSWORD": ADMIN_PASSWORD,
@@ -182,8 +193,11 @@ def service_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
-def up(config: StackConfig, *, airflow: bool = True) -> dict[str, str]:
+def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> dict[str, str]:
     """Start (or confirm) every service, health-checked; idempotent.
+
+    Order: SeaweedFS, MLflow, the model endpoint (it reads the registry; it answers
+    ``/ping`` with 503 until a version is approved and deployed), Airflow.
 
     Returns:
         The client environment (same as ``make -s env``).
@@ -224,6 +238,24 @@ def up(config: StackConfig, *, airflow: bool = True) -> dict[str, str]:
         healthy=lambda: http_ok(f"{config.mlflow_url}/health"),
         timeout=120,
     )
+    if endpoint:
+        _say(f"Model endpoint   {config.endpoint_url}")
+        start_service(
+            "endpoint",
+            [
+                sys.executable,
+                "-m",
+                "include.mlops.serving",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(config.endpoint_port),
+            ],
+            state_dir=config.state_dir,
+            env={**env, "MLOPS_REPLICA_ID": f"embedded-{config.endpoint_port}"},
+            healthy=lambda: endpoint_answers(config),
+            timeout=120,
+        )
     if airflow:
         _say(f"Airflow          {config.airflow_url}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
         (config.airflow_home / "passwords.json").write_text(
@@ -244,8 +276,10 @@ def up(config: StackConfig, *, airflow: bool = True) -> dict[str, str]:
 def down(config: StackConfig) -> list[str]:
     """Stop every service by PID (data stays); returns the names stopped."""
     stopped = []
-    for name in ("airflow", "mlflow"):
-        if stop_service(name, state_dir=config.state_dir):
+    # The endpoint gets SIGTERM and time to flush its captured records to the lake.
+    for name in ("airflow", "endpoint", "mlflow"):
+        timeout = 45.0 if name == "endpoint" else 20.0
+        if stop_service(name, state_dir=config.state_dir, timeout=timeout):
             stopped.append(name)
     if stop_seaweed(config.state_dir):
         stopped.append("seaweedfs")
@@ -257,8 +291,23 @@ def status(config: StackConfig) -> dict[str, bool]:
     return {
         "seaweedfs": read_pid(config.state_dir / "seaweedfs.pid") is not None,
         "mlflow": http_ok(f"{config.mlflow_url}/health"),
+        "endpoint": endpoint_answers(config),
         "airflow": _airflow_healthy(config),
     }
+
+
+def endpoint_answers(config: StackConfig) -> bool:
+    """Whether the model endpoint answers ``/ping``: 200 (serving) or 503 (nothing deployed)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{config.endpoint_url}/ping", timeout=2) as response:
+            return int(response.status) == 200
+    except urllib.error.HTTPError as error:
+        return error.code == 503
+    except (OSError, ValueError):
+        return False
 
 
 def _airflow_healthy(config: StackConfig) -> bool:
@@ -315,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         _say('all services healthy. Point a shell at them with:  eval "$(make -s env)"')
         _say(f"Airflow UI  {env['MLOPS_AIRFLOW_URL']}  login {ADMIN_USER} / {ADMIN_PASSWORD}")
         _say(f"MLflow UI   {env['MLFLOW_TRACKING_URI']}")
+        _say(f"Endpoint    {env['MLOPS_ENDPOINT_URL']}  (/ping, /invocations, /metrics)")
         _say(f"logs        {config.state_dir / 'logs'}")
         return 0
     if opts.command == "down":

@@ -1,0 +1,68 @@
+"""Live traffic for the demo: generated customers scored by the endpoint over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from include.mlops.demo.churn import TARGET_COLUMN, generate_churn
+
+
+def send_traffic(
+    endpoint_url: str,
+    model_name: str,
+    *,
+    rows: int,
+    seed: int,
+    drift: float = 0.0,
+    start_id: int = 1_000_000,
+    rows_per_request: int = 10,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Score ``rows`` generated customers, ``rows_per_request`` per JSON request.
+
+    Args:
+        endpoint_url: The endpoint's base URL.
+        model_name: The endpoint (registered model) to call.
+        rows: Customers to score.
+        seed: Generator seed.
+        drift: 0..1, how far the generated features move from the training data's.
+        start_id: First ``customer_id`` (keeps live ids apart from training ids).
+        rows_per_request: Rows per request.
+        log: Progress lines.
+
+    Returns:
+        ``requests``, ``rows``, ``errors`` (non-200 answers) and ``versions``
+        (``{"<version>/<variant>": requests}``).
+    """
+    frame = generate_churn(rows, seed=seed, start_id=start_id, drift=drift)
+    records = json.loads(
+        frame.drop(columns=[TARGET_COLUMN]).to_json(orient="records", date_format="iso")
+    )
+    url = f"{endpoint_url.rstrip('/')}/endpoints/{model_name}/invocations"
+    versions: Counter[str] = Counter()
+    errors = 0
+    requests = 0
+    with httpx.Client(timeout=30) as http:
+        for start in range(0, len(records), rows_per_request):
+            response = http.post(
+                url, json={"dataframe_records": records[start : start + rows_per_request]}
+            )
+            requests += 1
+            if response.status_code != 200:
+                errors += 1
+                continue
+            body = response.json()
+            versions[f"v{body['model_version']}/{body['variant']}"] += 1
+            if requests % 100 == 0:
+                log(f"{start + rows_per_request} of {len(records)} rows scored")
+    return {
+        "requests": requests,
+        "rows": len(records),
+        "errors": errors,
+        "versions": dict(versions),
+    }

@@ -1,0 +1,1 @@
+"""Deploying registered versions to the endpoint: checks, infra-validation, rollout, rollback."""
