@@ -28,12 +28,16 @@ current one) or a version number, `strategy` = `all_at_once`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
 from include.mlops.airflow import assets
 from include.mlops.airflow.defaults import DEFAULT_ARGS, NAME_PATTERN
+
+#: Bake of runs started by an approval (the form's default); a test stack shortens it.
+DEFAULT_BAKE_MINUTES = float(os.environ.get("MLOPS_DEPLOY_BAKE_MINUTES") or 1)
 
 with DAG(
     dag_id="deploy_model",
@@ -57,7 +61,7 @@ with DAG(
                                       "per step; shadow scores a copy of traffic_percent of requests."),
         "traffic_percent": Param(10, type="number", exclusiveMinimum=0, maximum=100, title="Traffic %",
                                  description="Canary share, linear step, or share of requests copied to a shadow."),
-        "bake_minutes": Param(1, type="number", minimum=0, maximum=1440, title="Bake (minutes)",
+        "bake_minutes": Param(DEFAULT_BAKE_MINUTES, type="number", minimum=0, maximum=1440, title="Bake (minutes)",
                               description="How long to watch the new version's errors and latency before promoting it."),
         "max_error_rate": Param(0.01, type="number", minimum=0, maximum=1, title="Max error rate",
                                 description="Roll back when more than this share of its requests fail (5xx)."),

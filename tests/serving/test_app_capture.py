@@ -149,3 +149,39 @@ def test_capture_percent_samples_requests(
     sd = np.sqrt(n * 0.25 * 0.75)
     assert abs(sampled - n * 0.25) < 4.5 * sd, sampled
     assert len(read_capture(s3_server.lake(), charges, *_window())) == 0
+
+
+def test_deploy_probes_are_answered_and_counted_but_never_captured(
+    serving_store: ServingStore, s3_server: Any
+) -> None:
+    """Smoke-test and bake requests (header x-mlops-probe) must not reach the monitor."""
+    from include.mlops.serving.app import create_app
+    from include.mlops.serving.config import PROBE_HEADER, ServingSettings
+    from include.mlops.serving.metrics import parse_text
+    from tests.serving.conftest import LiveServer
+
+    client = serving_store.client
+    set_champion(client, "churn", 1)
+    churn = f"churn_{random.randrange(10**9)}"
+    client.rename_registered_model("churn", churn)
+    settings = ServingSettings(tracking_uri=serving_store.uri, capture_percent=100,
+                               lake_settings=s3_server.settings(), replica_id="probes")  # fmt: skip
+    server = LiveServer(create_app(settings)).start()
+    try:
+        server.wait_for(lambda c: c.get("/ping").status_code == 200)
+        with server.client() as http:
+            body = {"dataframe_records": [serving_store.churn_rows[0]]}
+            url = f"/endpoints/{churn}/invocations"
+            for _ in range(5):
+                assert (
+                    http.post(url, json=body, headers={PROBE_HEADER: "deploy"}).status_code == 200
+                )
+            for _ in range(3):
+                assert http.post(url, json=body).status_code == 200
+            metrics = parse_text(http.get("/metrics").text)
+    finally:
+        server.stop()
+    answered = sum(v for (name, labels), v in metrics.items()
+                   if name == "mlops_requests_total" and dict(labels).get("endpoint") == churn)  # fmt: skip
+    assert answered == 8  # probes count for the bake's error rate and latency...
+    assert len(read_capture(s3_server.lake(), churn, *_window())) == 3  # ...but are not captured

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from include.mlops.serving.config import PROBE_HEADER
 from include.mlops.serving.metrics import parse_text
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,8 @@ class EndpointFleet:
         return httpx.post(
             target,
             content=json.dumps(payload, default=str),
-            headers={"Content-Type": "application/json"},
+            # A probe: counted in /metrics, never captured (monitoring sees real traffic only).
+            headers={"Content-Type": "application/json", PROBE_HEADER: "deploy"},
             timeout=self.timeout,
         )
 

@@ -43,7 +43,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from include.mlops.serving.capture import should_capture
-from include.mlops.serving.config import VARIANTS, ServingSettings
+from include.mlops.serving.config import PROBE_HEADER, VARIANTS, ServingSettings
 from include.mlops.serving.metrics import (
     CONTENT_TYPE,
     CallbackCounter,
@@ -425,9 +425,14 @@ def create_app(
             body = await read_body(request)
             parsed = parse_body(body, media, model.schema.order)
             rows = model.schema.validate(parsed)
-            capture_it = capture.enabled and should_capture(endpoint.config.capture_percent, rng)
+            # Deploy's smoke-test and bake probes are scored and counted, never captured
+            # or shadowed: the monitor must judge real traffic only.
+            real = PROBE_HEADER not in request.headers
+            capture_it = (
+                real and capture.enabled and should_capture(endpoint.config.capture_percent, rng)
+            )
             shadow_model = endpoint.shadow
-            shadow_it = shadow_model is not None and rng.random() < endpoint.shadow_share
+            shadow_it = real and shadow_model is not None and rng.random() < endpoint.shadow_share
             ticket = None
             if capture_it or shadow_it:
                 ticket = _Ticket(endpoint.model_name, variant, shadow_model if shadow_it else None)

@@ -56,6 +56,9 @@ DEFAULT_SHADOW_PERCENT = 100.0
 #: Capture share when neither the endpoint's tag nor MLOPS_CAPTURE_PERCENT says otherwise.
 DEFAULT_CAPTURE_PERCENT = 100.0
 DEFAULT_POLL_SECONDS = 10.0
+#: Header marking a synthetic request (deploy's smoke test and bake probes): scored and
+#: counted in /metrics, never captured or shadowed.
+PROBE_HEADER = "x-mlops-probe"
 #: SageMaker's real-time payload limit.
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 #: Variant → the tag holding its traffic percent (the champion takes what is left).
