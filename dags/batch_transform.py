@@ -48,7 +48,7 @@ with DAG(
                          "'latest' (the newest version) or another alias. It must be Approved."),
         "dataset": Param("churn", type="string", pattern=NAME_PATTERN, title="Dataset",
                          description="Curated dataset in the lake to score (curated/<dataset>/)."),
-        "partition": Param("", type="string", pattern=r"^(\d{4}-\d{2}-\d{2}|all)?$",
+        "partition": Param(None, type=["null", "string"], pattern=r"^((19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])|all)?$",
                            title="Partition (YYYY-MM-DD)",
                            description="The dt= partition to score. Empty or 'all': every "
                            "partition in the dataset's catalog."),

@@ -50,8 +50,8 @@ with DAG(
             "e.g. churn. Names the landing, curated, quarantine and catalog folders.",
         ),
         "source": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Source",
             description="A local path or s3:// URI (a file or a folder of files). "
             "Empty: the landing zone, landing/<dataset>/dt=<partition>/.",
@@ -64,9 +64,9 @@ with DAG(
             description="File format; auto detects it from each file's extension.",
         ),
         "partition": Param(
-            "",
-            type="string",
-            pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+            None,
+            type=["null", "string"],
+            pattern=r"^((19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$",
             title="Partition (YYYY-MM-DD)",
             description="The dt= partition to (re)write. Empty: the day the run covers "
             "(the data interval's start for scheduled runs, the run date for manual ones).",

@@ -42,7 +42,7 @@ with DAG(
                             description="The endpoint to monitor, or 'all' for every model with a champion."),
         "window_hours": Param(1, type="number", exclusiveMinimum=0, maximum=720, title="Window (hours)",
                               description="Captured traffic of this many hours before the run's time."),
-        "ground_truth_dataset": Param("", type="string", pattern=r"^([a-z][a-z0-9_]*)?$",
+        "ground_truth_dataset": Param(None, type=["null", "string"], pattern=r"^([a-z][a-z0-9_]*)?$",
                                       title="Ground-truth dataset",
                                       description="Curated dataset with inference_id and the true label; "
                                                   "empty: skip model quality."),

@@ -83,7 +83,7 @@ with DAG(
                        minItems=3, maxItems=3, title="Split (train, validation, test)",
                        description="Shares summing to 1; stratified for classification."),
         "seed": Param(42, type="integer", minimum=0, title="Seed", description="Seeds the split, samplers and fits."),
-        "time_column": Param("", type="string", title="Time column",
+        "time_column": Param(None, type=["null", "string"], title="Time column",
                              description="Split by time on this column (oldest to train). Empty: random split."),
         "timeout_minutes": Param(60, type="number", exclusiveMinimum=0, maximum=1440, title="Tuning timeout (minutes)",
                                  description="No new trial starts after this."),
@@ -143,7 +143,7 @@ with DAG(
         subject="Approve {{ ti.xcom_pull(task_ids='register')['model_name'] }} "
         "v{{ ti.xcom_pull(task_ids='register')['version'] }}?",
         body="{{ ti.xcom_pull(task_ids='register')['approval_body'] }}",
-        params=ParamsDict({"comment": Param("", type="string", title="Comment",
+        params=ParamsDict({"comment": Param(None, type=["null", "string"], title="Comment",
                                             description="Why (kept on the version as approval_comment).")}),
         response_timeout=timedelta(days=7),
     )  # fmt: skip
