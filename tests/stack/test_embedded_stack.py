@@ -42,10 +42,13 @@ def _stack_env(state_dir: Path) -> dict[str, str]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
     overrides = _stack_env(tmp_path_factory.mktemp("stack"))
     config = StackConfig.from_env(overrides)
-    up(config)
+    # Deployments started by an approval bake 6 s here instead of a minute.
+    os.environ["MLOPS_DEPLOY_BAKE_MINUTES"] = "0.1"
     try:
+        up(config)
         yield config
     finally:
+        os.environ.pop("MLOPS_DEPLOY_BAKE_MINUTES", None)
         down(config)
 
 
@@ -165,19 +168,21 @@ def test_rest_trigger_runs_lake_ingest_through_the_scheduler(
     assert part["quarantined"] == 3
 
 
-def _train(stack: StackConfig, approval: str, seed: int) -> tuple[AirflowClient, str]:
+def _train(
+    stack: StackConfig, approval: str, seed: int, model: str = "stack_churn"
+) -> tuple[AirflowClient, str]:
     client = AirflowClient(stack.airflow_url, "admin", "admin")
     client.unpause("train_model")
-    conf = {"dataset": "churn", "target": "churned", "model_name": "stack_churn",
+    conf = {"dataset": "churn", "target": "churned", "model_name": model,
             "algorithms": ["logistic_regression"], "tuning_strategy": "random",
             "max_trials": 2, "max_parallel_trials": 2, "approval": approval, "seed": seed}  # fmt: skip
     return client, client.trigger("train_model", conf)
 
 
-def _version_status(stack: StackConfig, version: str) -> str:
+def _version_status(stack: StackConfig, version: str, model: str = "stack_churn") -> str:
     from include.mlops.registry import get_version
 
-    return get_version(stack.mlflow_url, "stack_churn", version).status
+    return get_version(stack.mlflow_url, model, version).status
 
 
 def test_manual_approval_through_the_rest_api(stack: StackConfig) -> None:
@@ -201,7 +206,10 @@ def test_manual_approval_through_the_rest_api(stack: StackConfig) -> None:
 
 
 def test_rejected_run_tags_rejected_and_emits_nothing(stack: StackConfig) -> None:
-    client, run_id = _train(stack, "manual", seed=2)
+    # Its own model: stack_churn's approved version is being deployed as its champion by
+    # now, and a candidate worse than the champion would stop at the champion gate.
+    model = "stack_churn_rejected"
+    client, run_id = _train(stack, "manual", seed=2, model=model)
     client.wait_for_approval("train_model", run_id, timeout=600)
     version = client.xcom("train_model", run_id, "register")["version"]
     client.answer("train_model", run_id, "await_approval", "Reject",
@@ -209,15 +217,57 @@ def test_rejected_run_tags_rejected_and_emits_nothing(stack: StackConfig) -> Non
     assert client.wait("train_model", run_id, timeout=300) == "success"
     states = {t["task_id"]: t["state"] for t in client.task_instances("train_model", run_id)}
     assert states["approve_version"] == "skipped" and states["record_rejection"] == "success"
-    assert _version_status(stack, version) == "Rejected"
+    assert _version_status(stack, version, model) == "Rejected"
     from include.mlops.registry import get_version
 
-    tags = get_version(stack.mlflow_url, "stack_churn", version).tags
+    tags = get_version(stack.mlflow_url, model, version).tags
     assert (tags["rejected_by"], tags["approval_comment"]) == ("admin", "not convinced")
     events = client.request("GET", "/api/v2/assets/events?limit=100")["asset_events"]
     approved = [e for e in events if (e.get("extra") or {}).get("version") == version
-                and (e.get("extra") or {}).get("model_name") == "stack_churn"]  # fmt: skip
+                and (e.get("extra") or {}).get("model_name") == model]  # fmt: skip
     assert approved == [], "a rejected version must not announce itself as approved"
+
+
+def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) -> None:
+    """The loop on the real scheduler, wired only by asset events: the version approved
+    above was deployed (model_approved → deploy_model); drifted traffic → monitor_model →
+    drift_detected → train_model retrains from the champion's spec → approved → deployed."""
+    from include.mlops.demo.traffic import send_traffic
+    from include.mlops.registry import champion
+
+    client = AirflowClient(stack.airflow_url, "admin", "admin")
+    deadline = time.monotonic() + 300
+    while (first := champion(stack.mlflow_url, "stack_churn")) is None:
+        assert time.monotonic() < deadline, "the approved version was never deployed"
+        time.sleep(3)
+    train_runs = {r["dag_run_id"] for r in client.runs("train_model")}
+    deploy_runs = {r["dag_run_id"] for r in client.runs("deploy_model")}
+
+    sent = send_traffic(stack.endpoint_url, "stack_churn", rows=1500, seed=5, drift=1.0,
+                        rows_per_request=25, log=lambda line: None)  # fmt: skip
+    assert sent["errors"] == 0 and sent["versions"] == {f"v{first.version}/champion": 60}
+    time.sleep(7)  # the endpoint flushes captured records every 5 s
+    monitor = client.trigger("monitor_model", {"model_name": "stack_churn", "window_hours": 1})
+    assert client.wait("monitor_model", monitor, timeout=300) == "success"
+    summary = client.xcom("monitor_model", monitor, "monitor", map_index=0)
+    assert summary["rows"] == 1500 and summary["dataset_drift"], summary
+    states = {t["task_id"]: t["state"] for t in client.task_instances("monitor_model", monitor)}
+    assert states["alert"] == "success", states
+    events = client.request("GET", "/api/v2/assets/events?limit=100&order_by=-timestamp")
+    drift = [e for e in events["asset_events"]
+             if e.get("name") == "drift_detected" and e.get("source_run_id") == monitor]  # fmt: skip
+    assert len(drift) == 1 and drift[0]["extra"]["model_name"] == "stack_churn"
+    assert drift[0]["extra"]["drifted_features"] == summary["drifted_features"]
+
+    retrain = client.next_run("train_model", besides=train_runs, timeout=300)
+    client.wait_for_approval("train_model", retrain, timeout=600)  # the spec says manual
+    version = client.xcom("train_model", retrain, "register")["version"]
+    client.answer("train_model", retrain, "await_approval", "Approve",
+                  params_input={"comment": "retrained on drift"})  # fmt: skip
+    assert client.wait("train_model", retrain, timeout=300) == "success"
+    deploy = client.next_run("deploy_model", besides=deploy_runs, timeout=300)
+    assert client.wait("deploy_model", deploy, timeout=300) == "success"
+    assert champion(stack.mlflow_url, "stack_churn").version == int(version) != first.version
 
 
 def test_down_stops_everything(tmp_path: Path) -> None:
