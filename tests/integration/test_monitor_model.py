@@ -86,6 +86,11 @@ def test_drift_fires_the_event_and_the_cooldown_holds_the_next(
     assert events[-1]["model_name"] == "churn" and events[-1]["version"] == 1
     assert set(events[-1]["drifted_features"]) == set(summary["drifted_features"])
     assert LAST_DRIFT_EVENT_TAG in serving_store.client.get_registered_model("churn").tags
+    # The scores are in MLflow too, one run per monitoring run, so trends chart over time.
+    logged = serving_store.client.get_run(summary["mlflow_run_id"]).data
+    assert logged.metrics["dataset_drift"] == 1.0 and logged.metrics["rows"] == 3000
+    for feature in summary["drifted_features"]:
+        assert logged.metrics[f"drift_score.{feature}"] == pytest.approx(summary["scores"][feature])
 
     again = run_dag(dags["monitor_model"], conf)
     assert task_states(again)["alert"] == "skipped"  # drift persists, retraining is cooling down
