@@ -29,6 +29,7 @@ from include.mlops.lake.store import Lake
 from include.mlops.serving.capture import (
     CaptureRecord,
     CaptureWriter,
+    Columns,
     capture_files,
     capture_partitions,
     read_capture,
@@ -194,6 +195,25 @@ def test_dataframe_forms_are_captured_with_types_kept(local_lake: Lake) -> None:
     assert frame["feature.monthly_charges"].iloc[1:].isna().all()
     assert frame["feature.plan"].iloc[0] == "basic"
     assert frame["feature.plan"].iloc[1:].isna().all()
+
+
+def test_column_lists_from_many_requests_are_merged_into_one_file(local_lake: Lake) -> None:
+    """The endpoint's form: each request's validated feature lists, no DataFrame."""
+    with CaptureWriter(local_lake, "churn", replica="r1") as writer:
+        for i in range(50):
+            columns = Columns({"age": [20 + i, None], "plan": ["basic", f"p{i}"],
+                               "charges": [1.5 * i, None]}, 2)  # fmt: skip
+            assert writer.offer(columns, inference_ids=[f"{i}a", f"{i}b"], model_version=2,
+                                variant="champion", predictions=[1, 0],
+                                probabilities=[0.7, 0.2], captured_at=T0) == 2  # fmt: skip
+        assert writer.offer(Columns({"age": [1]}, 1)) == 0  # no ids: refused, counted
+    assert (writer.captured, writer.dropped, writer.files_written) == (100, 1, 1)
+    frame = read_capture(local_lake, "churn", *WIDE)
+    assert frame["inference_id"].tolist()[:4] == ["0a", "0b", "1a", "1b"]
+    assert frame["feature.age"].iloc[::2].tolist() == list(range(20, 70))
+    assert frame["feature.age"].iloc[1::2].isna().all()
+    assert frame["feature.plan"].iloc[3] == "p1" and frame["feature.charges"].iloc[2] == 1.5
+    assert frame["prediction"].tolist()[:2] == ["1", "0"]
 
 
 def test_regression_predictions_are_float(local_lake: Lake) -> None:

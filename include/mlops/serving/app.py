@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
-from include.mlops.serving.capture import should_capture
+from include.mlops.serving.capture import Columns, should_capture
 from include.mlops.serving.config import PROBE_HEADER, VARIANTS, ServingSettings
 from include.mlops.serving.metrics import (
     CONTENT_TYPE,
@@ -66,6 +66,7 @@ from include.mlops.serving.state import (
 from include.mlops.serving.validation import (
     PayloadTooLargeError,
     RequestError,
+    Rows,
     media_type,
     parse_body,
 )
@@ -141,14 +142,15 @@ class CaptureHub:
         endpoint: str,
         model: LoadedModel,
         variant: str,
-        frame: pd.DataFrame,
+        frame: Any,
         scored: ScoredRows,
         captured_at: dt.datetime,
     ) -> None:
-        """Hand rows (features as a DataFrame, one score per row) to the endpoint's writer.
+        """Hand rows (feature :class:`~include.mlops.serving.capture.Columns`, one score
+        per row) to the endpoint's writer.
 
-        The writer keeps a reference to ``frame`` and converts it on its own thread; the
-        caller must not change it afterwards (the batch frame is never changed).
+        The writer keeps a reference to the lists and converts them on its own thread;
+        the caller must not change them afterwards (validated rows never are).
         """
         writer = self.writers.get(endpoint)
         if writer is None:
@@ -579,12 +581,7 @@ def _after_batch(
                 ticket.endpoint, ticket.shadow, entry.rows, entry.result.inference_ids, now
             )
     for (endpoint, variant), group in groups.items():
-        rows = sum(e.rows.n_rows for e in group)
-        if rows == len(frame):
-            part = frame
-        else:
-            positions = [e.start + i for e in group for i in range(e.rows.n_rows)]
-            part = frame.iloc[positions].reset_index(drop=True)
+        part = _columns_of([e.rows for e in group])
         scored = ScoredRows(
             inference_ids=[i for e in group for i in e.result.inference_ids],
             predictions=[p for e in group for p in e.result.predictions],
@@ -593,6 +590,21 @@ def _after_batch(
             else [p for e in group for p in (e.result.probability or [])],
         )
         capture.offer(endpoint, model, variant, part, scored, now)
+
+
+def _columns_of(batch: list[Rows]) -> Columns:
+    """The requests' feature lists, merged (a column missing in a request → nulls)."""
+    if len(batch) == 1:
+        return Columns(batch[0].data, batch[0].n_rows)
+    names: dict[str, None] = {}
+    for rows in batch:
+        names.update(dict.fromkeys(rows.data))
+    data: dict[str, list[Any]] = {name: [] for name in names}
+    for rows in batch:
+        for name, column in data.items():
+            values = rows.data.get(name)
+            column.extend(values if values is not None else [None] * rows.n_rows)
+    return Columns(data, sum(rows.n_rows for rows in batch))
 
 
 def _prediction_response(
