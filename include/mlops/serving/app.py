@@ -68,6 +68,7 @@ from include.mlops.serving.validation import (
     RequestError,
     Rows,
     media_type,
+    merged_columns,
     parse_body,
 )
 
@@ -594,17 +595,7 @@ def _after_batch(
 
 def _columns_of(batch: list[Rows]) -> Columns:
     """The requests' feature lists, merged (a column missing in a request → nulls)."""
-    if len(batch) == 1:
-        return Columns(batch[0].data, batch[0].n_rows)
-    names: dict[str, None] = {}
-    for rows in batch:
-        names.update(dict.fromkeys(rows.data))
-    data: dict[str, list[Any]] = {name: [] for name in names}
-    for rows in batch:
-        for name, column in data.items():
-            values = rows.data.get(name)
-            column.extend(values if values is not None else [None] * rows.n_rows)
-    return Columns(data, sum(rows.n_rows for rows in batch))
+    return Columns(merged_columns(batch), sum(rows.n_rows for rows in batch))
 
 
 def _prediction_response(

@@ -243,10 +243,10 @@ class InputSchema:
         return Rows(out, parsed.n_rows)
 
 
-def frame_of(batch: Sequence[Rows]) -> pd.DataFrame:
-    """One DataFrame for the rows of one or more requests (columns missing in some → null)."""
+def merged_columns(batch: Sequence[Rows]) -> dict[str, list[Any]]:
+    """The columns of one or more requests, merged (a column missing in some → nulls)."""
     if len(batch) == 1:
-        return pd.DataFrame(batch[0].data)
+        return batch[0].data
     names: dict[str, None] = {}
     for rows in batch:
         names.update(dict.fromkeys(rows.data))
@@ -255,7 +255,12 @@ def frame_of(batch: Sequence[Rows]) -> pd.DataFrame:
         for name, column in data.items():
             values = rows.data.get(name)
             column.extend(values if values is not None else [None] * rows.n_rows)
-    return pd.DataFrame(data)
+    return data
+
+
+def frame_of(batch: Sequence[Rows]) -> pd.DataFrame:
+    """One DataFrame for the rows of one or more requests (columns missing in some → null)."""
+    return pd.DataFrame(merged_columns(batch))
 
 
 # -- parsing ------------------------------------------------------------------------------
