@@ -98,11 +98,14 @@ def test_bake_verdict_judges_error_rate_and_latency_once_there_is_traffic() -> N
 
 def test_refuses_pending_rejected_and_tampered_versions(serving_store: Any) -> None:
     client = serving_store.client
-    with pytest.raises(NotApprovedError, match="version 3: its approval_status is Pending"):
+    with pytest.raises(
+        NotApprovedError,
+        match="version 3 is PendingManualApproval, not Approved: only an Approved version may be deployed",
+    ):
         check_deployable(client, DeployRequest(model_name="churn", version="3"))
     registered = _register_crashing(serving_store, approve=False)
     reject_version(client, "churn", registered, actor="test", comment="no")
-    with pytest.raises(NotApprovedError, match="approval_status is Rejected"):
+    with pytest.raises(NotApprovedError, match=r"is Rejected \(decided by test\), not Approved"):
         check_deployable(client, DeployRequest(model_name="churn", version=str(registered)))
     client.set_model_version_tag("churn", "2", "model_sha256", "0" * 64)
     with pytest.raises(ArtifactChecksumError, match="expected sha256 0000"):

@@ -55,16 +55,16 @@ from include.mlops.etl.load import ROW_GROUP_ROWS, ParquetSink
 from include.mlops.etl.naming import catalog_key, safe_run_id
 from include.mlops.lake.store import Lake
 from include.mlops.registry.versions import (
-    APPROVED,
     ClientOrUri,
-    NotApprovedError,
-    VersionInfo,
     get_version,
     registry_client,
+    require_approved,
     resolve_version,
 )
 from include.mlops.serving.scoring import Scored, Scorer
 
+#: What a batch transform does with a version, for the Approved-only refusal.
+BATCH_USE = "be batch-scored (the endpoint's rule)"
 logger = logging.getLogger(__name__)
 
 Log = Callable[[str], Any] | logging.Logger | None
@@ -154,31 +154,6 @@ class BatchPlan:
         return cls(**data)
 
 
-def require_approved(info: VersionInfo) -> VersionInfo:
-    """Refuse a version that is not Approved (the endpoint's rule, applied to batch).
-
-    Args:
-        info: The version.
-
-    Returns:
-        The version, when Approved.
-
-    Raises:
-        NotApprovedError: It is PendingManualApproval or Rejected; the message says who
-            decides and how.
-    """
-    if info.status != APPROVED:
-        decided = info.tags.get("rejected_by") or info.tags.get("approved_by")
-        by = f" (decided by {decided})" if decided else ""
-        raise NotApprovedError(
-            f"model {info.model_name!r} version {info.version} is {info.status}{by}, not "
-            f"{APPROVED}: batch transform, like the endpoint, scores only Approved versions. "
-            "Approve it on the Required Actions page of its train_model run (or through the "
-            "REST API), or pick another version."
-        )
-    return info
-
-
 def plan_batch_transform(
     lake: Lake, client: ClientOrUri, request: BatchRequest, *, run_id: str
 ) -> BatchPlan:
@@ -202,7 +177,7 @@ def plan_batch_transform(
         BatchInputError: The dataset has no catalog, no partitions, or not the one asked.
     """
     predictions_prefix(request.model_name, run_id)  # validates run_id before any work
-    info = require_approved(resolve_version(client, request.model_name, request.version))
+    info = require_approved(resolve_version(client, request.model_name, request.version), BATCH_USE)
     catalog = load_catalog(lake, request.dataset)
     if not catalog or not catalog.get("partitions"):
         raise BatchInputError(
@@ -706,7 +681,7 @@ def load_planned_scorer(client: ClientOrUri, plan: BatchPlan) -> Scorer:
     from include.mlops.serving.scoring import load_scorer
 
     client = registry_client(client)
-    require_approved(get_version(client, plan.model_name, plan.version))
+    require_approved(get_version(client, plan.model_name, plan.version), BATCH_USE)
     scorer = load_scorer(client, plan.model_name, plan.version)
     one_thread_per_predict(scorer.pipeline)
     return scorer

@@ -29,14 +29,13 @@ from include.mlops.deployment.fleet import EndpointFleet, SmokeTestError, Varian
 from include.mlops.deployment.request import LATEST_APPROVED, PREVIOUS, DeployRequest
 from include.mlops.registry.artifacts import verify_artifact
 from include.mlops.registry.versions import (
-    APPROVED,
     ClientOrUri,
-    NotApprovedError,
     VersionNotFoundError,
     champion,
     get_version,
     latest_approved,
     registry_client,
+    require_approved,
 )
 from include.mlops.serving.config import clear_variant, read_endpoint_config, set_variant
 
@@ -95,12 +94,7 @@ def check_deployable(client: ClientOrUri, request: DeployRequest) -> dict[str, A
         info = get_version(client, request.model_name, previous)
     else:
         info = get_version(client, request.model_name, request.version)
-    if info.status != APPROVED:
-        raise NotApprovedError(
-            f"refusing to deploy {request.model_name} version {info.version}: its "
-            f"approval_status is {info.status}, and only {APPROVED} versions are served. "
-            "Answer its approval in train_model (Required Actions page or REST) first."
-        )
+    require_approved(info, "be deployed")
     sha256 = verify_artifact(client, request.model_name, info.version)
     return {
         "version": info.version,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,42 @@ def verify_artifact(
     return str(info.sha256)
 
 
+@contextmanager
+def verified_model_dir(
+    client: ClientOrUri,
+    model_name: str,
+    version: int | str,
+    *,
+    dst_dir: str | Path | None = None,
+) -> Iterator[tuple[VersionInfo, Path]]:
+    """Download a version's files and verify their sha256; yields ``(info, folder)``.
+
+    Nothing in the folder should be unpickled before this check; every loader (the
+    endpoint's ``load_scorer``, :func:`load_verified_model`) reads the files inside it.
+
+    Args:
+        client: MLflow client or tracking URI.
+        model_name: Registered model name.
+        version: Version number (use :func:`resolve_version` for aliases).
+        dst_dir: Where to keep the files (must be empty or absent); default: a temporary
+            folder removed when the block ends.
+
+    Raises:
+        ArtifactChecksumError: The files differ from what was registered.
+    """
+    client = registry_client(client)
+    info = get_version(client, model_name, version)
+    temporary = dst_dir is None
+    folder = Path(tempfile.mkdtemp(prefix="mlops-model-")) if dst_dir is None else Path(dst_dir)
+    try:
+        local = download_model(client, info, folder / "model" if temporary else folder)
+        _check(info, local)
+        yield info, local
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def load_verified_model(
     client: ClientOrUri,
     model_name: str,
@@ -146,17 +184,8 @@ def load_verified_model(
     """
     import mlflow.sklearn
 
-    client = registry_client(client)
-    info = get_version(client, model_name, version)
-    temporary = dst_dir is None
-    folder = Path(tempfile.mkdtemp(prefix="mlops-model-")) if dst_dir is None else Path(dst_dir)
-    try:
-        local = download_model(client, info, folder / "model" if temporary else folder)
-        _check(info, local)
+    with verified_model_dir(client, model_name, version, dst_dir=dst_dir) as (_, local):
         return mlflow.sklearn.load_model(str(local))
-    finally:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check(info: VersionInfo, model_dir: Path) -> None:

@@ -288,6 +288,32 @@ def resolve_version(
     return get_version(client, model_name, version)
 
 
+def require_approved(info: VersionInfo, use: str) -> VersionInfo:
+    """The one rule of serving: refuse a version that is not Approved.
+
+    Args:
+        info: The version.
+        use: What was about to happen, for the message (e.g. ``"be deployed"``).
+
+    Returns:
+        ``info``, when Approved.
+
+    Raises:
+        NotApprovedError: Pending or Rejected; the message says who decided and how to
+            approve it.
+    """
+    if info.status == APPROVED:
+        return info
+    decided = info.tags.get(REJECTED_BY_TAG) or info.tags.get(APPROVED_BY_TAG)
+    by = f" (decided by {decided})" if decided else ""
+    raise NotApprovedError(
+        f"model {info.model_name!r} version {info.version} is {info.status}{by}, not "
+        f"{APPROVED}: only an {APPROVED} version may {use}. Approve it on the Required "
+        "Actions page of its train_model run (or through the REST API), or pick another "
+        "version."
+    )
+
+
 def set_champion(client: ClientOrUri, model_name: str, version: int | str) -> VersionInfo:
     """Point the ``champion`` alias at a version (what deploy does).
 
@@ -304,12 +330,7 @@ def set_champion(client: ClientOrUri, model_name: str, version: int | str) -> Ve
         ModelNotFoundError, VersionNotFoundError: No such model or version.
     """
     client = registry_client(client)
-    info = get_version(client, model_name, version)
-    if info.status != APPROVED:
-        raise NotApprovedError(
-            f"model {model_name!r} version {info.version} is {info.status}, not {APPROVED}: "
-            f"only an Approved version can become {CHAMPION_ALIAS}"
-        )
+    info = require_approved(get_version(client, model_name, version), f"become {CHAMPION_ALIAS}")
     client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(info.version))
     return get_version(client, model_name, info.version)
 

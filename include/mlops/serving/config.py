@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from include.mlops.registry.versions import (
-    APPROVED,
     CHAMPION_ALIAS,
     ClientOrUri,
     ModelNotFoundError,
-    NotApprovedError,
     get_version,
     registry_client,
+    require_approved,
 )
 
 if TYPE_CHECKING:
@@ -201,12 +200,9 @@ def set_variant(
     """
     _check_variant(variant)
     client = registry_client(client)
-    info = get_version(client, model_name, version)
-    if info.status != APPROVED:
-        raise NotApprovedError(
-            f"model {model_name!r} version {info.version} is {info.status}, not {APPROVED}: "
-            f"only an Approved version can become the endpoint's {variant}"
-        )
+    info = require_approved(
+        get_version(client, model_name, version), f"become the endpoint's {variant}"
+    )
     tag = PERCENT_TAGS.get(variant)
     if tag is None and percent is not None:
         raise ValueError(

@@ -15,8 +15,6 @@ recognise, and inputs it does not handle, take the plain scikit-learn path.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.mlops.registry.artifacts import download_model, verify_artifact
-from include.mlops.registry.versions import ClientOrUri, get_version, registry_client
+from include.mlops.registry.artifacts import verified_model_dir
+from include.mlops.registry.versions import ClientOrUri
 
 log = logging.getLogger(__name__)
 
@@ -239,18 +237,9 @@ def load_scorer(
     from mlflow.models import Model
 
     started = time.perf_counter()
-    client = registry_client(client)
-    info = get_version(client, model_name, version)
-    temporary = dst_dir is None
-    folder = Path(tempfile.mkdtemp(prefix="mlops-scorer-")) if dst_dir is None else Path(dst_dir)
-    try:
-        local = download_model(client, info, folder / "model" if temporary else folder)
-        sha256 = verify_artifact(client, model_name, info.version, model_dir=local)
+    with verified_model_dir(client, model_name, version, dst_dir=dst_dir) as (info, local):
         pipeline = mlflow.sklearn.load_model(str(local))
         signature = Model.load(str(local)).signature
-    finally:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)
     inputs: list[InputColumn] | None = None
     if signature is not None and signature.inputs is not None:
         inputs = [
@@ -265,7 +254,7 @@ def load_scorer(
         inputs=inputs,
         threshold=float(threshold) if threshold is not None else None,
     )
-    scorer.sha256 = sha256
+    scorer.sha256 = info.sha256
     scorer.load_seconds = time.perf_counter() - started
     return scorer
 
