@@ -143,6 +143,19 @@ def test_all_at_once_then_canary_promotes_and_previous_rolls_back(endpoint: Endp
         assert read_endpoint_config(client, "churn").champion == 1
 
 
+def test_linear_walks_the_canary_up_in_steps_then_promotes(endpoint: Endpoint) -> None:
+    rollout(endpoint, 1, version="1").run()
+    run = rollout(endpoint, 2, version="2", strategy="linear", traffic_percent=40,
+                  bake_minutes=0.03)  # fmt: skip
+    steps: list[str] = []
+    run.log = steps.append
+    served = run.run()
+    assert (served["champion"], served["canary"]) == (2, None)
+    walked = [line for line in steps if line.startswith("canary v2 at ")]
+    assert walked == ["canary v2 at 40% of traffic (champion v1)",
+                      "canary v2 at 80% of traffic (champion v1)"]  # fmt: skip
+
+
 def test_a_canary_that_fails_live_is_rolled_back_to_the_champion(endpoint: Endpoint) -> None:
     rollout(endpoint, 1, version="1").run()
     crashing = _register_crashing(endpoint.store)
