@@ -56,13 +56,20 @@ class AirflowClient:
             headers=headers,
             method=method,
         )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:2000]
-            raise AirflowAPIError(f"{method} {path} → {exc.code}: {detail}") from exc
-        return json.loads(raw) if raw else None
+        # A read that hits SQLite while a task holds its write lock gets a 500 from the
+        # embedded stack's API server; reads are idempotent, so they are retried.
+        attempts = 4 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    raw = resp.read()
+                return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:2000]
+                if exc.code < 500 or attempt == attempts:
+                    raise AirflowAPIError(f"{method} {path} → {exc.code}: {detail}") from exc
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """Any API call; ``path`` starts with ``/api/v2``."""
