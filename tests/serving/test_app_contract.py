@@ -153,6 +153,55 @@ def test_csv_with_header(http: httpx.Client, store: ServingStore, expected: dict
     _check_predictions(response, expected)
 
 
+def _headerless_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row.values()])
+    return out.getvalue()
+
+
+def test_csv_without_header_is_read_in_signature_order(
+    http: httpx.Client, store: ServingStore, expected: dict
+) -> None:
+    """SageMaker's text/csv: no header line, values in the signature's column order."""
+    rows = _rows(store)
+    text = _headerless_csv(rows)
+    # The first line holds text values (dates, plans, regions): it is data, not a header.
+    first = text.splitlines()[0].split(",")
+    assert any(not field.lstrip("-").replace(".", "").isdigit() for field in first), first
+    for content_type in ("text/csv", "text/csv; header=absent", "text/csv; charset=utf-8"):
+        response = http.post("/invocations", content=text, headers={"Content-Type": content_type})
+        _check_predictions(response, expected)
+    short = http.post("/invocations", content="1,2,3\n", headers={"Content-Type": "text/csv"})
+    assert short.status_code == 422
+    detail = short.json()["detail"]
+    assert "CSV line 1 has 3 fields" in detail and "signature's column order" in detail
+
+
+def test_csv_header_present_parameter_and_detection(
+    http: httpx.Client, store: ServingStore, expected: dict
+) -> None:
+    rows = _rows(store)
+    reordered = [dict(reversed(list(row.items()))) for row in rows]
+    for content_type in ("text/csv; header=present", "text/csv"):
+        # With the parameter the header is honoured; without it, it is detected because
+        # every field of the first line is a signature column name.
+        response = http.post(
+            "/invocations", content=_csv(reordered), headers={"Content-Type": content_type}
+        )
+        _check_predictions(response, expected)
+    # header=absent: the names line is data, and "customer_id" is not a whole number.
+    refused = http.post(
+        "/invocations", content=_csv(rows), headers={"Content-Type": "text/csv; header=absent"}
+    )
+    assert refused.status_code == 422 and "customer_id" in refused.json()["detail"]
+    bad = http.post(
+        "/invocations", content=_csv(rows), headers={"Content-Type": "text/csv; header=maybe"}
+    )
+    assert bad.status_code == 400 and "header=present or header=absent" in bad.json()["detail"]
+
+
 def test_content_type_parameters_and_single_record(
     http: httpx.Client, store: ServingStore, expected: dict
 ) -> None:

@@ -67,6 +67,7 @@ from include.mlops.serving.validation import (
     PayloadTooLargeError,
     RequestError,
     Rows,
+    csv_header,
     media_type,
     merged_columns,
     parse_body,
@@ -424,9 +425,10 @@ def create_app(
             endpoint = resolve(state, name)
             model, variant = endpoint.route(rng.random())
             labels = (endpoint.model_name, str(model.version), variant)
-            media = media_type(request.headers.get("content-type"))
+            content_type = request.headers.get("content-type")
+            media = media_type(content_type)
             body = await read_body(request)
-            parsed = parse_body(body, media, model.schema.order)
+            parsed = parse_body(body, media, model.schema.order, header=csv_header(content_type))
             rows = model.schema.validate(parsed)
             # Deploy's smoke-test and bake probes are scored and counted, never captured
             # or shadowed: the monitor must judge real traffic only.

@@ -2,7 +2,11 @@
 
 Accepted bodies (the SageMaker container contract plus MLflow's scoring forms):
 
-- ``text/csv``: a header row naming the columns, then one line per row;
+- ``text/csv``: one line per row, the values in the signature's column order, no header
+  (SageMaker's contract); ``text/csv; header=present`` says the first line names the
+  columns (RFC 4180's parameter), ``header=absent`` that it does not. Without the
+  parameter a first line is taken for a header only when it is unambiguous: every field
+  is a signature column name;
 - ``application/json``: one of ``{"dataframe_split": {"columns": [...], "data": [[...]]}}``,
   ``{"dataframe_records": [{...}, ...]}``, ``{"instances": ...}`` or ``{"inputs": ...}``
   (the last two as a list of records, a dict of columns, or a list of positional rows in
@@ -141,18 +145,50 @@ def media_type(content_type: str | None) -> str:
     shown = repr(content_type) if content_type else "no Content-Type header"
     raise UnsupportedContentTypeError(
         f"unsupported content type {shown}: send application/json (MLflow scoring forms "
-        f"{', '.join(JSON_FORMS)}) or text/csv with a header row"
+        f"{', '.join(JSON_FORMS)}) or text/csv (rows in the signature's column order; "
+        "'text/csv; header=present' when the first line names the columns)"
     )
 
 
-def parse_body(body: bytes, media: str, signature_order: Sequence[str] = ()) -> ParsedRows:
+def csv_header(content_type: str | None) -> bool | None:
+    """What a ``text/csv`` Content-Type says of a header line (RFC 4180's ``header``).
+
+    Returns:
+        True for ``header=present``, False for ``header=absent``, None when it says nothing.
+
+    Raises:
+        MalformedBodyError: ``header`` has another value (400).
+    """
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() != "header":
+            continue
+        value = value.strip().strip('"').lower()
+        if value in ("present", "absent"):
+            return value == "present"
+        raise MalformedBodyError(
+            f"Content-Type parameter header={value!r}: use header=present or header=absent"
+        )
+    return None
+
+
+def parse_body(
+    body: bytes,
+    media: str,
+    signature_order: Sequence[str] = (),
+    *,
+    header: bool | None = None,
+) -> ParsedRows:
     """Parse a request body into columns.
 
     Args:
         body: The raw body.
         media: ``application/json`` or ``text/csv`` (see :func:`media_type`).
         signature_order: The model's input column names in signature order, which
-            positional JSON rows (lists without names) are read in.
+            positional rows (headerless CSV lines, JSON lists without names) are read in.
+        header: Whether a CSV body starts with a header line (:func:`csv_header`); None
+            detects it: a header only when every field of the first line is a signature
+            column name.
 
     Returns:
         The parsed rows.
@@ -164,7 +200,7 @@ def parse_body(body: bytes, media: str, signature_order: Sequence[str] = ()) -> 
     if not body or not body.strip():
         raise MalformedBodyError("the request body is empty")
     if media == "text/csv":
-        return _parse_csv(body)
+        return _parse_csv(body, signature_order, header)
     return _parse_json(body, signature_order)
 
 
@@ -273,32 +309,49 @@ def _decode(body: bytes) -> str:
         ) from None
 
 
-def _parse_csv(body: bytes) -> ParsedRows:
+def _parse_csv(body: bytes, signature_order: Sequence[str], header: bool | None) -> ParsedRows:
     text = _decode(body)
     try:
         lines = [row for row in csv.reader(io.StringIO(text), strict=True) if row]
     except csv.Error as error:
         raise MalformedBodyError(f"the CSV body cannot be parsed: {error}") from None
-    header = [name.strip() for name in lines[0]]
-    _check_names(header, "CSV header")
-    width = len(header)
-    data: dict[str, list[Any]] = {name: [] for name in header}
-    columns = list(data.values())
-    for number, row in enumerate(lines[1:], start=2):
-        if len(row) != width:
-            raise MalformedBodyError(
-                f"CSV line {number} has {len(row)} fields, the header has {width} "
-                f"({', '.join(header[:8])}{', ...' if width > 8 else ''})"
+    first = [field.strip() for field in lines[0]]
+    if header is None:
+        known = set(signature_order)
+        header = bool(known) and all(field in known for field in first)
+    if header:
+        names, body_lines, where = first, lines[1:], "the header has"
+        _check_names(names, "CSV header")
+    else:
+        names, body_lines, where = list(signature_order), lines, "rows without a header need"
+        if not names:
+            raise InvalidInputError(
+                "this model has no input signature to read headerless CSV by: send "
+                "'text/csv; header=present' with a header line naming the columns"
             )
+    width = len(names)
+    data: dict[str, list[Any]] = {name: [] for name in names}
+    columns = list(data.values())
+    first_number = 2 if header else 1
+    for number, row in enumerate(body_lines, start=first_number):
+        if len(row) != width:
+            shown = f"{', '.join(names[:8])}{', ...' if width > 8 else ''}"
+            detail = f"CSV line {number} has {len(row)} fields, {where} {width} ({shown})"
+            if not header:
+                detail += (
+                    "; values go in the signature's column order, or send "
+                    "'text/csv; header=present' with a header line"
+                )
+                raise InvalidInputError(detail)
+            raise MalformedBodyError(detail)
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    n_rows = len(lines) - 1
-    if n_rows == 0:
+    if not body_lines:
         raise InvalidInputError(
-            "the CSV body holds a header and no rows (text/csv needs a header row naming "
-            "the columns, then one line per row)"
+            "the CSV body holds a header and no rows (a header line names the columns, "
+            "then one line per row)"
         )
-    return ParsedRows(header, data, n_rows, from_text=True)
+    return ParsedRows(names, data, len(body_lines), from_text=True)
 
 
 def _parse_json(body: bytes, signature_order: Sequence[str]) -> ParsedRows:
