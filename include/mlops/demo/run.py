@@ -27,6 +27,10 @@ from include.mlops.lake import Lake
 from include.mlops.settings import Settings
 from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.embedded import ADMIN_PASSWORD, ADMIN_USER, StackConfig, client_env
+from include.mlops.ui.links import LinkTargets
+
+#: Where the Airflow API server mounts the platform's UI app (plugins/mlops_plugin.py).
+UI_PREFIX = "/mlops"
 
 DATASET = "churn"
 MODEL_NAME = "churn_model"
@@ -82,7 +86,32 @@ def ingest_days(client: AirflowClient, partitions: list[str]) -> None:
             raise SystemExit(f"lake_ingest {run_id} ended {state}: see its task log in the UI")
 
 
-def print_accounting(lake: Lake, filer_url: str) -> None:
+class UILinks:
+    """Addresses a person opens with the Airflow login: the plugin's authenticated views."""
+
+    def __init__(self, airflow_url: str, bucket: str) -> None:
+        self.root = airflow_url.rstrip("/")
+        self.targets = LinkTargets(base_path=UI_PREFIX, bucket=bucket)
+
+    def report(self, uri: str) -> str:
+        """The served page of a report in the lake (the URI itself if it is no report)."""
+        path = self.targets.report(uri)
+        return f"{self.root}{path}" if path else uri
+
+    def dataset(self, dataset: str) -> str:
+        """The Lake view of a dataset: partitions, rows, quarantine reasons."""
+        return f"{self.root}{self.targets.dataset(dataset)}"
+
+    def model(self, model_name: str) -> str:
+        """The Models view at a model."""
+        return f"{self.root}{self.targets.model(model_name)}"
+
+    def monitoring(self, model_name: str) -> str:
+        """The Monitoring view of a model."""
+        return f"{self.root}{self.targets.monitoring(model_name)}"
+
+
+def print_accounting(lake: Lake, links: UILinks) -> None:
     """The catalog's accounting per partition, and where the reports are."""
     catalog = lake.read_json(f"catalog/{DATASET}/schema.json")
     say(
@@ -102,8 +131,9 @@ def print_accounting(lake: Lake, filer_url: str) -> None:
         )
     latest = max(catalog["partitions"].items())[1]
     docs = latest.get("quality_report") or ""
-    if docs.startswith(f"s3://{lake.root}/"):
-        say("reports", f"Data Docs: {filer_url}/buckets/{docs[len('s3://') :]}")
+    if docs:
+        say("reports", f"Data Docs: {links.report(docs)}")
+    say("reports", f"Lake view: {links.dataset(DATASET)}")
     say(
         "reports",
         f"quarantined rows: {lake.uri(f'quarantine/{DATASET}/')} (original values + _reason)",
@@ -174,7 +204,7 @@ def traffic(endpoint_url: str, *, rows: int, drift: float, seed: int) -> None:
     )
 
 
-def monitor(client: AirflowClient, lake: Lake, filer_url: str) -> dict:
+def monitor(client: AirflowClient, links: UILinks) -> dict:
     """One monitor_model run over the last hour; prints its verdict and report."""
     # cooldown 0: a rerun of the demo on the same stack must react again (default: 6 h).
     conf = {"model_name": MODEL_NAME, "window_hours": 1, "cooldown_minutes": 0}
@@ -187,13 +217,11 @@ def monitor(client: AirflowClient, lake: Lake, filer_url: str) -> dict:
     say("monitor", f"v{summary['version']}: {summary['rows']} captured rows, dataset drift "
         f"{summary['dataset_drift']} ({len(drifted)} features: {', '.join(drifted) or '-'}), "
         f"prediction drift {summary['prediction_drift']}, {summary['violations']} violation(s)")  # fmt: skip
-    html = summary["html_uri"]
-    if html.startswith(f"s3://{lake.root}/"):
-        say("monitor", f"drift report: {filer_url}/buckets/{html[len('s3://') :]}")
+    say("monitor", f"drift report: {links.report(summary['html_uri'])}")
     return summary
 
 
-def close_the_loop(client: AirflowClient, lake: Lake, env: dict[str, str], filer_url: str,
+def close_the_loop(client: AirflowClient, links: UILinks, env: dict[str, str],
                    *, seed: int, train_runs: set[str], deploy_runs: set[str]) -> None:  # fmt: skip
     """Deploy → traffic → drift → monitor → retrain → deploy, following the asset events."""
     endpoint_url = env["MLOPS_ENDPOINT_URL"]
@@ -206,10 +234,10 @@ def close_the_loop(client: AirflowClient, lake: Lake, env: dict[str, str], filer
     client.unpause("monitor_model")
     traffic(endpoint_url, rows=1500, drift=0.0, seed=seed + 100)
     time.sleep(7)  # the endpoint flushes captured records every 5 s
-    monitor(client, lake, filer_url)
+    monitor(client, links)
     traffic(endpoint_url, rows=6000, drift=1.0, seed=seed + 200)
     time.sleep(7)
-    summary = monitor(client, lake, filer_url)
+    summary = monitor(client, links)
     if not summary["event_emitted"]:
         raise SystemExit(
             "the monitor did not emit drift_detected for the injected drift: see its report"
@@ -243,39 +271,36 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     lake = Lake.from_settings(Settings.from_env())
     client = AirflowClient(env["MLOPS_AIRFLOW_URL"], ADMIN_USER, ADMIN_PASSWORD)
-    filer_url = f"http://127.0.0.1:{config.s3_port + 3}"
+    links = UILinks(env["MLOPS_AIRFLOW_URL"], lake.root)
 
     say("start", f"Airflow UI {env['MLOPS_AIRFLOW_URL']} (login {ADMIN_USER} / {ADMIN_PASSWORD})")
     partitions = land_days(
         lake, days=opts.days, rows_per_day=opts.rows_per_day, start=opts.start, seed=opts.seed
     )
     ingest_days(client, partitions)
-    print_accounting(lake, filer_url)
+    print_accounting(lake, links)
     if opts.max_trials:
         client.unpause("deploy_model")
         train_runs = {r["dag_run_id"] for r in client.runs("train_model")}
         deploy_runs = {r["dag_run_id"] for r in client.runs("deploy_model")}
         registered = train(client, lake, max_trials=opts.max_trials)
-        card = registered["report_uri"]
-        if card.startswith(f"s3://{lake.root}/"):
-            say("train", f"open the model card: {filer_url}/buckets/{card[len('s3://') :]}")
+        say("train", f"open the model card: {links.report(registered['report_uri'])}")
+        say("train", f"Models view: {links.model(MODEL_NAME)}")
         say(
             "train",
             f"trials and versions in MLflow: {env['MLFLOW_TRACKING_URI']}/#/models/{MODEL_NAME}",
         )
         train_runs |= {r["dag_run_id"] for r in client.runs("train_model")}
         if not opts.no_loop:
-            close_the_loop(client, lake, env, filer_url, seed=opts.seed,
+            close_the_loop(client, links, env, seed=opts.seed,
                            train_runs=train_runs, deploy_runs=deploy_runs)  # fmt: skip
     say(
         "done",
         f"Airflow UI  {env['MLOPS_AIRFLOW_URL']}/dags/lake_ingest  login {ADMIN_USER} / {ADMIN_PASSWORD}",
     )
     say("done", f"MLflow UI   {env['MLFLOW_TRACKING_URI']}")
-    say(
-        "done",
-        f"lake files  {filer_url}/buckets/{lake.root}/   (the stack keeps running: make down)",
-    )
+    say("done", f"Lake view   {links.dataset(DATASET)}   (the stack keeps running: make down)")
+    say("done", f"Monitoring  {links.monitoring(MODEL_NAME)}")
     return 0
 
 
