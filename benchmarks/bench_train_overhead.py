@@ -55,35 +55,6 @@ MODEL = "bench_churn"
 TARGET_SHARE = 0.30
 
 
-def stack_env(state_dir: Path) -> dict[str, str]:
-    """Free loopback ports (Airflow needs +1..+3, SeaweedFS +0..+5 and +10000..+10005)."""
-    from include.mlops.stack.process import free_port, free_port_block
-
-    return {
-        "MLOPS_STACK_DIR": str(state_dir),
-        "MLOPS_STACK_S3_PORT": str(free_port_block()),
-        "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
-        "MLOPS_STACK_AIRFLOW_PORT": str(free_port_block()),
-        "MLOPS_STACK_ENDPOINT_PORT": str(free_port()),
-    }
-
-
-def wait_for_dags(client: Any, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
-    """The DAG processor has parsed every DAG we trigger."""
-    from include.mlops.stack.airflow_api import AirflowAPIError
-
-    deadline = time.monotonic() + timeout
-    for dag_id in dag_ids:
-        while True:
-            try:
-                client.request("GET", f"/api/v2/dags/{dag_id}")
-                break
-            except AirflowAPIError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(2)
-
-
 def when(value: str | None) -> float | None:
     """An API timestamp as epoch seconds."""
     return None if not value else datetime.fromisoformat(value).timestamp()
@@ -242,13 +213,12 @@ def main() -> int:
     from include.mlops.stack.embedded import ADMIN_PASSWORD, ADMIN_USER, StackConfig, down, up
 
     state_dir = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    config = StackConfig.from_env(stack_env(state_dir))
+    config = StackConfig.on_free_ports(state_dir)
     failed = True
     try:
         started = time.time()
         up(config)
         client = AirflowClient(config.airflow_url, ADMIN_USER, ADMIN_PASSWORD)
-        wait_for_dags(client, ("lake_ingest", "train_model"))
         print(f"stack up in {time.time() - started:.0f}s  (state {state_dir})")
         # Paused while data lands: the curated-asset event must not start a retrain run
         # that would share the CPU with the measured one.

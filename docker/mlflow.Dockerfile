@@ -7,4 +7,4 @@
 FROM ghcr.io/mlflow/mlflow:v3.17.2
 
 # The upstream image has neither a Postgres driver nor (reliably) boto3 for S3 artifacts.
-RUN pip install --no-cache-dir "psycopg2-binary==2.9.10" "boto3==1.43.117"
+RUN pip install --no-cache-dir "psycopg2-binary==2.9.13" "boto3==1.43.117"

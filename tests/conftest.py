@@ -8,17 +8,56 @@ from a developer's running stack (``make up``): its variables are removed.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from include.mlops.stack import postgres  # noqa: E402  (needs the repo on sys.path)
+from include.mlops.stack.process import free_port  # noqa: E402
+
+
+class PostgresServer:
+    """The session's PostgreSQL (the stack's own, from the wheel), one database per component.
+
+    Its URLs are fixed here, at import, because Airflow reads its metadata-DB URL when
+    first imported; the server starts when a test first asks for it (:func:`pg_server`).
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.superuser_password = secrets.token_urlsafe(12)
+        self.passwords = {db: secrets.token_urlsafe(12) for db in postgres.DATABASES}
+
+    def url(self, database: str) -> str:
+        return postgres.url(port=self.port, database=database, password=self.passwords[database])
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        postgres.start_postgres(
+            self.state_dir,
+            port=self.port,
+            superuser_password=self.superuser_password,
+            passwords=self.passwords,
+        )
+
+    def stop(self) -> None:
+        postgres.stop_postgres(self.state_dir)
+
+
+_POSTGRES = PostgresServer(_SESSION_DIR / "postgres")
 
 for _name in list(os.environ):
     if _name.startswith(("AIRFLOW_", "AIRFLOW__", "MLOPS_", "MLFLOW_", "AWS_")):
@@ -35,10 +74,10 @@ os.environ.update(
         "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
         "GIT_PYTHON_REFRESH": "quiet",
         "NO_PROXY": "127.0.0.1,localhost",
+        # dag.test() runs against PostgreSQL, as the stacks do (started by `pg_server`).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _POSTGRES.url("airflow"),
     }
 )
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -52,8 +91,18 @@ def session_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """A migrated Airflow metadata DB (SQLite) for ``dag.test()`` runs."""
+def pg_server() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (started once, stopped at the end)."""
+    _POSTGRES.start()
+    try:
+        yield _POSTGRES
+    finally:
+        _POSTGRES.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db(pg_server: PostgresServer) -> Path:
+    """A migrated Airflow metadata DB (PostgreSQL) for ``dag.test()`` runs."""
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300)
     return Path(os.environ["AIRFLOW_HOME"])
@@ -148,3 +197,23 @@ def s3_server(session_dir: Path) -> Iterator[S3Server]:
         server.stop()
         for name in server.environ():
             os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One embedded stack (``make up``) for every test that needs a running one.
+
+    Started from an empty state folder on free ports, stopped at the end of the session.
+    Tests sharing it use their own model names; the lake's ``churn`` dataset is shared.
+    """
+    from include.mlops.stack.embedded import StackConfig, down, up
+
+    config = StackConfig.on_free_ports(tmp_path_factory.mktemp("stack"))
+    # Deployments started by an approval bake 6 s here instead of a minute.
+    os.environ["MLOPS_DEPLOY_BAKE_MINUTES"] = "0.1"
+    try:
+        up(config)
+        yield config
+    finally:
+        os.environ.pop("MLOPS_DEPLOY_BAKE_MINUTES", None)
+        down(config)

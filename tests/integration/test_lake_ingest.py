@@ -224,11 +224,35 @@ def test_write_killed_midway_leaves_previous_partition(dags, s3_server, tmp_path
     assert part["rows"] == 1000
 
 
+def _start_when_retrying(s3_server, task_id: str, timeout: float = 180) -> None:
+    """Start the store when ``task_id`` of the newest lake_ingest run waits for a retry."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    query = sa.text(
+        "SELECT ti.state FROM task_instance ti JOIN dag_run r ON r.run_id = ti.run_id "
+        "AND r.dag_id = ti.dag_id WHERE ti.dag_id = 'lake_ingest' AND ti.task_id = :task "
+        "ORDER BY r.id DESC LIMIT 1"
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(query, {"task": task_id}).scalar() == "up_for_retry":
+                    break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+        s3_server.start()
+
+
 def test_store_down_at_task_start_then_back_retry_succeeds(dags, s3_server, tmp_path) -> None:
     src = tmp_path / "day.csv"
     write_landing_file(src, fmt="csv", n_rows=500, seed=8)
     s3_server.stop()
-    restarter = threading.Timer(4.0, s3_server.start)
+    # The store comes back once the first attempt of `plan` has failed on it (watched in
+    # the metadata DB), not after a fixed delay a busy machine may outrun.
+    restarter = threading.Thread(target=_start_when_retrying, args=(s3_server, "plan"))
     restarter.start()
     try:
         run = ingest(dags, "outage_churn", src, "2026-11-05")

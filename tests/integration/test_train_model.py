@@ -1,5 +1,5 @@
 """train_model through Airflow (``dag.test()``): real SeaweedFS lake, real MLflow store,
-a shared Optuna study in SQLite, the demo churn data.
+a shared Optuna study in the session's PostgreSQL, the demo churn data.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ MODEL = "churn_it"
 
 
 @pytest.fixture(scope="module")
-def training_env(s3_server, tmp_path_factory) -> dict[str, str]:
+def training_env(s3_server, pg_server, tmp_path_factory) -> dict[str, str]:
     """MLflow + Optuna stores for this module, and two days of curated churn data."""
     from include.mlops.demo.churn import write_landing_file
     from include.mlops.etl.catalog import record_partition
@@ -28,7 +28,7 @@ def training_env(s3_server, tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("training")
     env = {
         "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
-        "MLOPS_OPTUNA_STORAGE": f"sqlite:///{root}/optuna.db",
+        "MLOPS_OPTUNA_STORAGE": pg_server.url("optuna"),
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     os.environ.update(env)

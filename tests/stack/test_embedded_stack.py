@@ -1,7 +1,8 @@
-"""`make up` / `make env` / `make down` against real processes, plus one REST-triggered run.
+"""`make up` / `make env` / `make down` against real processes, and the loop through REST.
 
-One stack for the module (≈30 s to start): SeaweedFS, MLflow and Airflow standalone on
-free loopback ports in a temporary state folder, so a developer's own stack is untouched.
+The session's embedded stack (PostgreSQL, SeaweedFS, MLflow, the endpoint, Airflow's four
+components) on free loopback ports in a temporary state folder, so a developer's own
+stack is untouched; `test_down_stops_everything` starts one of its own.
 """
 
 from __future__ import annotations
@@ -12,44 +13,22 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.embedded import StackConfig, client_env, down, status, up
-from include.mlops.stack.process import free_port, port_open, read_pid
+from include.mlops.stack.process import port_open, read_pid
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _stack_env(state_dir: Path) -> dict[str, str]:
-    from include.mlops.stack.process import free_port_block
-
-    airflow_port = free_port_block()  # needs +1..+3 free too
-    return {
-        "MLOPS_STACK_DIR": str(state_dir),
-        "MLOPS_STACK_S3_PORT": str(free_port_block()),
-        "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
-        "MLOPS_STACK_AIRFLOW_PORT": str(airflow_port),
-        "MLOPS_STACK_ENDPOINT_PORT": str(free_port()),
-    }
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    overrides = _stack_env(tmp_path_factory.mktemp("stack"))
-    config = StackConfig.from_env(overrides)
-    # Deployments started by an approval bake 6 s here instead of a minute.
-    os.environ["MLOPS_DEPLOY_BAKE_MINUTES"] = "0.1"
-    try:
-        up(config)
-        yield config
-    finally:
-        os.environ.pop("MLOPS_DEPLOY_BAKE_MINUTES", None)
-        down(config)
+def stack(embedded_stack: StackConfig) -> StackConfig:
+    """The session's embedded stack (shared with the browser tests)."""
+    return embedded_stack
 
 
 def _api(config: StackConfig, method: str, path: str, body: dict | None = None) -> dict:
@@ -72,22 +51,46 @@ def _api(config: StackConfig, method: str, path: str, body: dict | None = None) 
 
 
 def test_up_is_healthy_and_idempotent(stack: StackConfig) -> None:
-    assert status(stack) == {"seaweedfs": True, "mlflow": True, "endpoint": True, "airflow": True}
-    names = ("seaweedfs", "mlflow", "endpoint", "airflow")
+    assert status(stack) == {
+        "postgres": True, "seaweedfs": True, "mlflow": True, "endpoint": True, "airflow": True
+    }  # fmt: skip
+    names = ("postgres", "seaweedfs", "mlflow", "endpoint", "airflow-api-server",
+             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")  # fmt: skip
     pids = {n: read_pid(stack.state_dir / f"{n}.pid") for n in names}
+    assert all(pids.values()), pids
     up(stack)  # second `make up`: nothing restarts
     assert {n: read_pid(stack.state_dir / f"{n}.pid") for n in pids} == pids
-    assert (stack.state_dir / "logs" / "airflow.log").exists()
+    for name in names:
+        assert (stack.state_dir / "logs" / f"{name}.log").exists(), name
 
 
-def test_endpoint_is_up_and_503_before_any_approval(stack: StackConfig) -> None:
-    """`make up` starts the model endpoint after MLflow; nothing is deployed yet."""
-    import urllib.error
+def test_every_component_has_its_own_postgres_database(stack: StackConfig) -> None:
+    """One server, one database and role per component; nothing on SQLite."""
+    import sqlalchemy as sa
 
-    with pytest.raises(urllib.error.HTTPError) as ping:
-        urllib.request.urlopen(f"{stack.endpoint_url}/ping", timeout=10)
-    assert ping.value.code == 503
-    assert json.loads(ping.value.read())["detail"].startswith("no approved model is deployed yet")
+    env = client_env(stack)
+    urls = {
+        "airflow": env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        "mlflow": env["MLFLOW_BACKEND_STORE_URI"],
+        "optuna": env["MLOPS_OPTUNA_STORAGE"],
+    }
+    for name, url in urls.items():
+        assert url.startswith("postgresql+psycopg2://") and f":{stack.postgres_port}/{name}" in url
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT current_user, current_database()")).one()
+        engine.dispose()
+        assert tuple(row) == (name, name)
+    # Airflow and MLflow made their tables there; no SQLite file anywhere in the state.
+    engine = sa.create_engine(urls["airflow"])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM dag")).scalar_one() >= 5
+    engine.dispose()
+    assert not list(stack.state_dir.rglob("*.db")), list(stack.state_dir.rglob("*.db"))
+
+
+def test_endpoint_answers_metrics_and_admin_config(stack: StackConfig) -> None:
+    """`make up` starts the model endpoint after MLflow, pointed at the stack's registry."""
     with urllib.request.urlopen(f"{stack.endpoint_url}/metrics", timeout=10) as metrics:
         assert b"mlops_requests_total" in metrics.read()
     token = client_env(stack)["MLOPS_ENDPOINT_ADMIN_TOKEN"]
@@ -107,6 +110,8 @@ def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
         "MLOPS_STACK_S3_PORT": str(stack.s3_port),
         "MLOPS_STACK_MLFLOW_PORT": str(stack.mlflow_port),
         "MLOPS_STACK_AIRFLOW_PORT": str(stack.airflow_port),
+        "MLOPS_STACK_ENDPOINT_PORT": str(stack.endpoint_port),
+        "MLOPS_STACK_POSTGRES_PORT": str(stack.postgres_port),
     }
     clean = {
         k: v
@@ -135,7 +140,8 @@ def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
                  "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MLOPS_LAKE_BUCKET",
                  "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "MLOPS_ENDPOINT_URL",
                  "MLOPS_AIRFLOW_URL", "MLOPS_AIRFLOW_USER", "MLOPS_AIRFLOW_PASSWORD",
-                 "MLOPS_ENDPOINT_ADMIN_TOKEN"):  # fmt: skip
+                 "MLOPS_ENDPOINT_ADMIN_TOKEN", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                 "MLFLOW_BACKEND_STORE_URI", "MLOPS_OPTUNA_STORAGE"):  # fmt: skip
         assert f"export {name}=" in exports
 
 
@@ -271,15 +277,22 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
 
 
 def test_down_stops_everything(tmp_path: Path) -> None:
-    config = StackConfig.from_env(_stack_env(tmp_path))
+    config = StackConfig.on_free_ports(tmp_path)
     env = up(config, airflow=False)
     assert (
         env["MLFLOW_TRACKING_URI"] == config.mlflow_url == client_env(config)["MLFLOW_TRACKING_URI"]
     )
-    assert sorted(down(config)) == ["endpoint", "mlflow", "seaweedfs"]
+    # Nothing is deployed on a new stack: the endpoint is up and says so with a 503.
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as ping:
+        urllib.request.urlopen(f"{config.endpoint_url}/ping", timeout=10)
+    assert ping.value.code == 503
+    assert json.loads(ping.value.read())["detail"].startswith("no approved model is deployed yet")
+    assert sorted(down(config)) == ["endpoint", "mlflow", "postgres", "seaweedfs"]
     assert not port_open(config.s3_port) and not port_open(config.mlflow_port)
-    assert not port_open(config.endpoint_port)
+    assert not port_open(config.endpoint_port) and not port_open(config.postgres_port)
     assert status(config) == {
-        "seaweedfs": False, "mlflow": False, "endpoint": False, "airflow": False
+        "postgres": False, "seaweedfs": False, "mlflow": False, "endpoint": False, "airflow": False
     }  # fmt: skip
     assert down(config) == []  # idempotent

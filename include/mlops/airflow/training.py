@@ -132,11 +132,13 @@ def prepare(request: dict[str, Any], *, run_id: str) -> dict:
 
 
 def optuna_storage() -> str:
-    """The shared study database: ``MLOPS_OPTUNA_STORAGE`` (Postgres when scaled out)."""
+    """The shared study database: ``MLOPS_OPTUNA_STORAGE`` (the stack's PostgreSQL)."""
     from include.mlops.tuning.study import storage_url_from_env
 
-    home = os.environ.get("AIRFLOW_HOME", ".")
-    return storage_url_from_env(default=f"sqlite:///{home}/optuna.db")
+    try:
+        return storage_url_from_env()
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def begin_tuning(request: dict[str, Any], prepared: dict[str, Any], *, run_id: str) -> dict:

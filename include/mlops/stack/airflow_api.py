@@ -56,20 +56,13 @@ class AirflowClient:
             headers=headers,
             method=method,
         )
-        # A read that hits SQLite while a task holds its write lock gets a 500 from the
-        # embedded stack's API server; reads are idempotent, so they are retried.
-        attempts = 4 if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
-                    raw = resp.read()
-                return json.loads(raw) if raw else None
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:2000]
-                if exc.code < 500 or attempt == attempts:
-                    raise AirflowAPIError(f"{method} {path} → {exc.code}: {detail}") from exc
-                time.sleep(attempt)
-        raise AssertionError("unreachable")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:2000]
+            raise AirflowAPIError(f"{method} {path} → {exc.code}: {detail}") from exc
+        return json.loads(raw) if raw else None
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """Any API call; ``path`` starts with ``/api/v2``."""
@@ -149,18 +142,13 @@ class AirflowClient:
         return dict(self.request("PATCH", path, body))
 
     def wait_for_approval(
-        self, dag_id: str, run_id: str, *, timeout: float = 600, settle: float = 3.0
+        self, dag_id: str, run_id: str, *, timeout: float = 600
     ) -> dict[str, Any]:
-        """Wait until the run asks for a decision; returns the request.
-
-        ``settle`` seconds pass before returning: answering within about a second of
-        the task parking itself has been seen to fail it under LocalExecutor.
-        """
+        """Wait until the run asks for a decision; returns the request (answerable at once)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pending = self.pending_approvals(dag_id, run_id)
             if pending:
-                time.sleep(settle)
                 return pending[0]
             if self.run_state(dag_id, run_id) in TERMINAL:
                 raise RuntimeError(f"{dag_id} run {run_id} ended without asking for approval")

@@ -1,9 +1,11 @@
 """The embedded stack for one machine: ``make up``, ``make down``, ``make env``.
 
-SeaweedFS (S3) → MLflow (SQLite store, artifacts in the lake) → Airflow standalone
-(SQLite, LocalExecutor). Loopback only; every port can be overridden by an
-``MLOPS_STACK_*`` variable so several stacks (a demo and the test suite) coexist.
-State (PIDs, logs, data, credentials) lives in one folder, ``.stack/`` by default.
+PostgreSQL (one server: Airflow's metadata, MLflow's backend store and the Optuna
+study store, one database each) → SeaweedFS (S3) → MLflow (artifacts in the lake) →
+the model endpoint → Airflow's api-server, scheduler, dag-processor and triggerer
+(LocalExecutor). Loopback only; every port can be overridden by an ``MLOPS_STACK_*``
+variable so several stacks (a demo and the test suite) coexist. State (PIDs, logs,
+data, credentials) lives in one folder, ``.stack/`` by default.
 
 Usage::
 
@@ -25,8 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include.mlops.settings import Settings
+from include.mlops.stack import airflow_components, postgres
+from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.process import (
     ServiceError,
+    free_port,
+    free_port_block,
     http_ok,
     read_pid,
     start_service,
@@ -38,6 +44,8 @@ REPO = Path(__file__).resolve().parents[3]
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"  # the demo's fixed, documented login (README); loopback only
 ACCESS_KEY = "mlops"
+#: Concurrent task instances of the LocalExecutor (see README, "What runs where").
+PARALLELISM = 8
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class StackConfig:
     mlflow_port: int = 5000
     airflow_port: int = 8080
     endpoint_port: int = 8090
+    postgres_port: int = 8432
     bucket: str = "lake"
 
     @classmethod
@@ -61,7 +70,23 @@ class StackConfig:
             mlflow_port=int(env.get("MLOPS_STACK_MLFLOW_PORT") or 5000),
             airflow_port=int(env.get("MLOPS_STACK_AIRFLOW_PORT") or 8080),
             endpoint_port=int(env.get("MLOPS_STACK_ENDPOINT_PORT") or 8090),
+            postgres_port=int(env.get("MLOPS_STACK_POSTGRES_PORT") or 8432),
             bucket=env.get("MLOPS_LAKE_BUCKET") or "lake",
+        )
+
+    @classmethod
+    def on_free_ports(cls, state_dir: Path) -> StackConfig:
+        """A private stack in ``state_dir`` on ports free right now (tests, benchmarks)."""
+        return cls.from_env(
+            {
+                "MLOPS_STACK_DIR": str(state_dir),
+                # SeaweedFS opens +1..+5 and +10000..; Airflow +1..+3 (health, log servers).
+                "MLOPS_STACK_S3_PORT": str(free_port_block()),
+                "MLOPS_STACK_AIRFLOW_PORT": str(free_port_block()),
+                "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
+                "MLOPS_STACK_ENDPOINT_PORT": str(free_port()),
+                "MLOPS_STACK_POSTGRES_PORT": str(free_port()),
+            }
         )
 
     @property
@@ -98,6 +123,9 @@ def secrets_for(config: StackConfig) -> dict[str, str]:
         "fernet_key": _fernet_key,
         # Bearer token of the model endpoint's /admin calls (reload, config).
         "endpoint_admin_token": lambda: secrets.token_urlsafe(24),
+        # PostgreSQL: the superuser, and one role per component database.
+        "postgres_password": lambda: secrets.token_urlsafe(24),
+        **{f"{db}_db_password": lambda: secrets.token_urlsafe(24) for db in postgres.DATABASES},
     }
     values: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
     missing = [key for key in generators if key not in values]
@@ -130,10 +158,22 @@ def settings_for(config: StackConfig) -> Settings:
     )
 
 
+def database_urls(config: StackConfig) -> dict[str, str]:
+    """Component → the SQLAlchemy URL of its own database on the stack's PostgreSQL."""
+    secret = secrets_for(config)
+    return {
+        db: postgres.url(
+            port=config.postgres_port, database=db, password=secret[f"{db}_db_password"]
+        )
+        for db in postgres.DATABASES
+    }
+
+
 def client_env(config: StackConfig) -> dict[str, str]:
     """What a user's shell needs to use the stack (``make -s env``)."""
     settings = settings_for(config)
     secret = secrets_for(config)
+    databases = database_urls(config)
     home = config.airflow_home
     return {
         "AIRFLOW_HOME": str(home),
@@ -146,8 +186,11 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "MLOPS_PII_SALT": secret["pii_salt"],
         "MLFLOW_TRACKING_URI": config.mlflow_url,
         "MLFLOW_S3_ENDPOINT_URL": config.s3_url,
-        # The shared Optuna study of parallel tuning workers (Postgres when scaled out).
-        "MLOPS_OPTUNA_STORAGE": f"sqlite:///{config.state_dir / 'optuna.db'}",
+        # One PostgreSQL, a database per component (the same names in docker-compose).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases["airflow"],
+        "MLFLOW_BACKEND_STORE_URI": databases["mlflow"],
+        # The shared Optuna study of parallel tuning workers.
+        "MLOPS_OPTUNA_STORAGE": databases["optuna"],
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLOPS_ENDPOINT_URL": config.endpoint_url,
         "MLOPS_ENDPOINT_ADMIN_TOKEN": secret["endpoint_admin_token"],
@@ -160,7 +203,7 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
@@ -196,8 +239,8 @@ def service_env(config: StackConfig) -> dict[str, str]:
 def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> dict[str, str]:
     """Start (or confirm) every service, health-checked; idempotent.
 
-    Order: SeaweedFS, MLflow, the model endpoint (it reads the registry; it answers
-    ``/ping`` with 503 until a version is approved and deployed), Airflow.
+    Order: PostgreSQL, SeaweedFS, MLflow, the model endpoint (it reads the registry; it
+    answers ``/ping`` with 503 until a version is approved and deployed), Airflow.
 
     Returns:
         The client environment (same as ``make -s env``).
@@ -205,6 +248,15 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
     env = service_env(config)
     secret = secrets_for(config)
     config.airflow_home.mkdir(parents=True, exist_ok=True)
+    _say(
+        f"PostgreSQL       127.0.0.1:{config.postgres_port}  databases {', '.join(postgres.DATABASES)}"
+    )
+    postgres.start_postgres(
+        config.state_dir,
+        port=config.postgres_port,
+        superuser_password=secret["postgres_password"],
+        passwords={db: secret[f"{db}_db_password"] for db in postgres.DATABASES},
+    )
     _say(f"S3 (SeaweedFS)   {config.s3_url}  bucket {config.bucket}")
     start_seaweed(
         config.state_dir,
@@ -226,17 +278,17 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
             "127.0.0.1",
             "--port",
             str(config.mlflow_port),
-            "--backend-store-uri",
-            f"sqlite:///{config.state_dir / 'mlflow.db'}",
             "--artifacts-destination",
             f"s3://{config.bucket}/mlflow",
             "--workers",
-            "1",
+            "2",
         ],
         state_dir=config.state_dir,
-        env=env,
+        # The backend store comes from MLFLOW_BACKEND_STORE_URI. MLflow's job runner
+        # (GenAI jobs: seven huey consumers, ~1.4 GB) serves nothing this platform uses.
+        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         healthy=lambda: http_ok(f"{config.mlflow_url}/health"),
-        timeout=120,
+        timeout=180,
     )
     if endpoint:
         _say(f"Model endpoint   {config.endpoint_url}")
@@ -261,38 +313,43 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         (config.airflow_home / "passwords.json").write_text(
             json.dumps({ADMIN_USER: ADMIN_PASSWORD})
         )
-        start_service(
-            "airflow",
-            [str(Path(sys.executable).parent / "airflow"), "standalone"],
-            state_dir=config.state_dir,
+        airflow_components.start_components(
+            config.state_dir,
             env=env,
+            api_url=config.airflow_url,
+            scheduler_health_url=f"http://127.0.0.1:{config.airflow_port + 1}/health",
             cwd=config.airflow_home,
-            healthy=lambda: _airflow_healthy(config),
-            timeout=240,
+        )
+        # Up means usable: a first `unpause` or trigger must find its DAG.
+        airflow_components.wait_for_dags(
+            AirflowClient(config.airflow_url, ADMIN_USER, ADMIN_PASSWORD), REPO / "dags"
         )
     return client_env(config)
 
 
 def down(config: StackConfig) -> list[str]:
     """Stop every service by PID (data stays); returns the names stopped."""
-    stopped = []
+    stopped = airflow_components.stop_components(config.state_dir)
     # The endpoint gets SIGTERM and time to flush its captured records to the lake.
-    for name in ("airflow", "endpoint", "mlflow"):
+    for name in ("endpoint", "mlflow"):
         timeout = 45.0 if name == "endpoint" else 20.0
         if stop_service(name, state_dir=config.state_dir, timeout=timeout):
             stopped.append(name)
     if stop_seaweed(config.state_dir):
         stopped.append("seaweedfs")
+    if postgres.stop_postgres(config.state_dir):
+        stopped.append("postgres")
     return stopped
 
 
 def status(config: StackConfig) -> dict[str, bool]:
-    """Which services are running and healthy."""
+    """Which services are running and healthy (``airflow``: every component reports healthy)."""
     return {
+        "postgres": read_pid(config.state_dir / "postgres.pid") is not None,
         "seaweedfs": read_pid(config.state_dir / "seaweedfs.pid") is not None,
         "mlflow": http_ok(f"{config.mlflow_url}/health"),
         "endpoint": endpoint_answers(config),
-        "airflow": _airflow_healthy(config),
+        "airflow": airflow_components.healthy(config.airflow_url),
     }
 
 
@@ -308,20 +365,6 @@ def endpoint_answers(config: StackConfig) -> bool:
         return error.code == 503
     except (OSError, ValueError):
         return False
-
-
-def _airflow_healthy(config: StackConfig) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{config.airflow_url}/api/v2/monitor/health", timeout=2) as r:
-            health = json.loads(r.read())
-    except (OSError, ValueError):
-        return False
-    return all(
-        (health.get(part) or {}).get("status") == "healthy"
-        for part in ("metadatabase", "scheduler", "dag_processor")
-    )
 
 
 def _wait_for_bucket(config: StackConfig, timeout: float = 30.0) -> None:
@@ -380,9 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         print(export_lines(client_env(config)))
         return 0
     # `airflow`: run the airflow CLI against this stack
-    return subprocess.call(
-        [str(Path(sys.executable).parent / "airflow"), *opts.args], env=service_env(config)
-    )
+    return subprocess.call([airflow_components.airflow_cli(), *opts.args], env=service_env(config))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 class ServiceError(RuntimeError):
@@ -84,14 +85,29 @@ def read_pid(pid_file: Path) -> int | None:
     return pid
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """``subprocess`` arguments that run a child as ``user`` with only that user's group.
+
+    Only the user: a child of root keeps group 0 otherwise, and group bits (not the
+    "other" bits the caller opened) would decide what it may reach.
+    """
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def start_service(
     name: str,
     argv: Sequence[str],
     *,
     state_dir: Path,
-    healthy: Callable[[], bool],
+    healthy: Callable[[], bool] | None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
     timeout: float = 120.0,
 ) -> int:
     """Start ``argv`` in its own session unless already running; wait until healthy.
@@ -100,9 +116,11 @@ def start_service(
         name: Service name (PID and log file names).
         argv: Command line.
         state_dir: Folder for PID files and logs.
-        healthy: Returns True once the service answers.
+        healthy: Returns True once the service answers; None returns right after the
+            start (wait later with :func:`wait_healthy`, e.g. to start several at once).
         env: Environment for the process.
         cwd: Working directory.
+        user: Run as this system user (needs root), e.g. a server that refuses root.
         timeout: Seconds to wait for health.
 
     Returns:
@@ -125,21 +143,43 @@ def start_service(
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 start_new_session=True,  # its own process group: stop kills children too
+                **as_user(user),
             )
         pid = proc.pid
         pid_file.write_text(str(pid))
+    if healthy is not None:
+        wait_healthy(name, state_dir=state_dir, healthy=healthy, timeout=timeout)
+    return pid
+
+
+def wait_healthy(
+    name: str, *, state_dir: Path, healthy: Callable[[], bool], timeout: float = 120.0
+) -> None:
+    """Wait until a started service is healthy.
+
+    Raises:
+        ServiceError: It exited or did not become healthy; the message has the log tail.
+    """
+    pid_file = state_dir / f"{name}.pid"
+    log_file = state_dir / "logs" / f"{name}.log"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if healthy():
-            return pid
+            return
         if read_pid(pid_file) is None:
             raise ServiceError(f"{name} exited during start-up; log tail:\n{tail(log_file)}")
         time.sleep(0.3)
     raise ServiceError(f"{name} not healthy after {timeout:.0f}s; log tail:\n{tail(log_file)}")
 
 
-def stop_service(name: str, *, state_dir: Path, timeout: float = 20.0) -> bool:
-    """Stop a service's whole process group: SIGTERM, then SIGKILL after ``timeout``.
+def stop_service(
+    name: str,
+    *,
+    state_dir: Path,
+    timeout: float = 20.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> bool:
+    """Stop a service's whole process group: ``stop_signal``, then SIGKILL after ``timeout``.
 
     Returns:
         True if a running process was stopped.
@@ -150,7 +190,7 @@ def stop_service(name: str, *, state_dir: Path, timeout: float = 20.0) -> bool:
     if pid is None:
         return False
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, stop_signal)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

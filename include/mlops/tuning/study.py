@@ -12,8 +12,8 @@ bayesian    ``TPESampler`` (multivariate, grouped)     none
 hyperband   ``TPESampler`` (multivariate, grouped)     ``HyperbandPruner`` on rounds
 =========== ========================================== ==============================
 
-The study lives in a relational database every worker reaches (SQLite for the embedded
-stack, Postgres in docker-compose via ``MLOPS_OPTUNA_STORAGE``), so parallel workers in
+The study lives in a relational database every worker reaches (the stack's PostgreSQL,
+``MLOPS_OPTUNA_STORAGE``; SQLite files in unit tests), so parallel workers in
 other processes or on other machines draw from, and learn from, one search. Samplers are
 not stored with the study: each worker rebuilds them from the spec, seeded per worker so
 two workers never replay the same random sequence.
@@ -402,10 +402,10 @@ def storage_url_from_env(
 
     Args:
         env: Mapping to read instead of ``os.environ``.
-        default: URL when the variable is unset (the embedded stack passes a SQLite file).
+        default: URL when the variable is unset.
 
     Returns:
-        An SQLAlchemy URL, e.g. ``sqlite:////var/mlops/optuna.db``.
+        An SQLAlchemy URL, e.g. ``postgresql+psycopg2://optuna:...@127.0.0.1:8432/optuna``.
 
     Raises:
         ValueError: Neither is set.
@@ -415,8 +415,8 @@ def storage_url_from_env(
     if not url:
         raise ValueError(
             f"no Optuna storage configured: set {STORAGE_ENV} to a database URL every tuning "
-            "worker can reach (sqlite:///<path> on one machine, postgresql+psycopg2://... "
-            "for workers on several machines)"
+            "worker can reach (the stacks set it to their PostgreSQL: "
+            "postgresql+psycopg2://optuna:<password>@<host>:<port>/optuna)"
         )
     return url
 

@@ -1,0 +1,133 @@
+"""Airflow's components as separate processes: api-server, scheduler, dag-processor, triggerer.
+
+What ``airflow standalone`` runs, but each with its own PID file and log
+(``airflow-<component>.pid``, ``logs/airflow-<component>.log``), after an explicit
+``airflow db migrate``, so a stack is up only when every component is, and a dead one
+is visible by name. The scaled profile adds Celery workers beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from include.mlops.stack.airflow_api import AirflowClient
+from include.mlops.stack.process import (
+    ServiceError,
+    http_ok,
+    start_service,
+    stop_service,
+    wait_healthy,
+)
+
+#: Started in this order; stopped in the reverse one.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def airflow_cli() -> str:
+    """The ``airflow`` executable of this venv."""
+    return str(Path(sys.executable).parent / "airflow")
+
+
+def service_name(component: str) -> str:
+    """PID/log file name of a component, e.g. ``airflow-scheduler``."""
+    return f"airflow-{component}"
+
+
+def migrate(env: Mapping[str, str], *, log: Path, timeout: float = 300) -> None:
+    """``airflow db migrate``: create or upgrade the metadata schema (a no-op when current)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        done = subprocess.run(
+            [airflow_cli(), "db", "migrate"], env=dict(env), stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise ServiceError(f"airflow db migrate failed (exit {done.returncode}); see {log}")
+
+
+def health(api_url: str) -> dict[str, str]:
+    """Component → status from ``GET /api/v2/monitor/health`` (empty when unreachable)."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=2) as resp:
+            body = json.loads(resp.read())
+    except (OSError, ValueError):
+        return {}
+    return {part: str((body.get(part) or {}).get("status")) for part in body}
+
+
+def healthy(
+    api_url: str,
+    parts: tuple[str, ...] = ("metadatabase", "scheduler", "dag_processor", "triggerer"),
+) -> bool:
+    """Whether the API answers and every named component reports healthy."""
+    status = health(api_url)
+    return bool(status) and all(status.get(part) == "healthy" for part in parts)
+
+
+def start_components(
+    state_dir: Path,
+    *,
+    env: Mapping[str, str],
+    api_url: str,
+    scheduler_health_url: str,
+    cwd: Path,
+    timeout: float = 240,
+) -> None:
+    """Migrate, then start the four components together and wait until each is healthy.
+
+    Idempotent: components already running are left alone.
+    """
+    migrate(env, log=state_dir / "logs" / "airflow-db-migrate.log")
+    checks: dict[str, Callable[[], bool]] = {
+        "api-server": lambda: http_ok(f"{api_url}/api/v2/monitor/health"),
+        "scheduler": lambda: http_ok(scheduler_health_url),
+        "dag-processor": lambda: health(api_url).get("dag_processor") == "healthy",
+        "triggerer": lambda: health(api_url).get("triggerer") == "healthy",
+    }
+    # Spawned together (each spends seconds importing Airflow), then waited for in order.
+    for component in COMPONENTS:
+        start_service(
+            service_name(component), [airflow_cli(), component], state_dir=state_dir,
+            env=env, cwd=cwd, healthy=None,
+        )  # fmt: skip
+    for component in COMPONENTS:
+        wait_healthy(service_name(component), state_dir=state_dir, healthy=checks[component],
+                     timeout=timeout)  # fmt: skip
+
+
+def wait_for_dags(client: AirflowClient, dags_folder: Path, timeout: float = 180) -> list[str]:
+    """Wait until every DAG file's DAG (``dag_id`` = file name) is parsed and listed.
+
+    Raises:
+        ServiceError: Some are still missing at the deadline, with the import errors.
+    """
+    expected = sorted(p.stem for p in dags_folder.glob("*.py") if not p.name.startswith("_"))
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = {d["dag_id"] for d in client.request("GET", "/api/v2/dags?limit=1000")["dags"]}
+        missing = [dag_id for dag_id in expected if dag_id not in listed]
+        if not missing:
+            return expected
+        if time.monotonic() > deadline:
+            errors = client.request("GET", "/api/v2/importErrors?limit=100")["import_errors"]
+            shown = "; ".join(f"{e['filename']}: {e['stack_trace'][-300:]}" for e in errors)
+            raise ServiceError(
+                f"DAGs {missing} not parsed after {timeout:.0f}s; import errors: {shown or 'none'}"
+            )
+        time.sleep(1.0)
+
+
+def stop_components(state_dir: Path, timeout: float = 30.0) -> list[str]:
+    """Stop every component (reverse start order); returns the names stopped."""
+    stopped = []
+    for component in reversed(COMPONENTS):
+        name = service_name(component)
+        if stop_service(name, state_dir=state_dir, timeout=timeout):
+            stopped.append(name)
+    return stopped
