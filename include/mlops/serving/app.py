@@ -13,7 +13,7 @@ Routes (the serving contract; SageMaker's container contract plus MLflow's scori
 
 A request takes the current :class:`~include.mlops.serving.state.ServingState` once and
 uses only it, so a swap never breaks it. Everything on the request path runs on the event
-loop, scoring included (batched, see ``state.MicroBatcher``): with the GIL, a scoring
+loop, scoring included (batched, see ``batching.MicroBatcher``): with the GIL, a scoring
 thread only adds hand-offs, and measured at concurrency 8 it halved throughput
 (``benchmarks/bench_serving.py --compare-scoring``). Capture writing and shadow scoring run
 on their own threads, off the request path. Errors the caller can fix are 4xx with a message naming the
@@ -42,8 +42,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
+from include.mlops.serving.batching import Scored, ScoredRows, ScoringError
 from include.mlops.serving.capture import Columns, should_capture
 from include.mlops.serving.config import PROBE_HEADER, VARIANTS, ServingSettings
+from include.mlops.serving.manager import EndpointManager
 from include.mlops.serving.metrics import (
     CONTENT_TYPE,
     CallbackCounter,
@@ -53,16 +55,8 @@ from include.mlops.serving.metrics import (
     Labels,
     MetricsRegistry,
 )
-from include.mlops.serving.state import (
-    EndpointManager,
-    EndpointState,
-    LoadedModel,
-    Scored,
-    ScoredRows,
-    ScoringError,
-    ServingState,
-    ShadowWorker,
-)
+from include.mlops.serving.shadow import ShadowWorker
+from include.mlops.serving.state import EndpointState, LoadedModel, ServingState
 from include.mlops.serving.validation import (
     PayloadTooLargeError,
     RequestError,
