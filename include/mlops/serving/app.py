@@ -43,7 +43,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from include.mlops.serving.batching import Scored, ScoredRows, ScoringError
-from include.mlops.serving.capture import Columns, should_capture
+from include.mlops.serving.capture import CaptureWriter, should_capture
 from include.mlops.serving.config import PROBE_HEADER, VARIANTS, ServingSettings
 from include.mlops.serving.manager import EndpointManager
 from include.mlops.serving.metrics import (
@@ -55,14 +55,13 @@ from include.mlops.serving.metrics import (
     Labels,
     MetricsRegistry,
 )
+from include.mlops.serving.rows import Rows, merged_rows
 from include.mlops.serving.shadow import ShadowWorker
 from include.mlops.serving.state import EndpointState, LoadedModel, ServingState
 from include.mlops.serving.validation import (
     PayloadTooLargeError,
     RequestError,
-    Rows,
     media_type,
-    merged_columns,
     parse_body,
 )
 
@@ -92,7 +91,7 @@ class CaptureHub:
     def __init__(self, settings: ServingSettings, lake: Any = None) -> None:
         self.settings = settings
         self._lake = lake
-        self.writers: dict[str, Any] = {}
+        self.writers: dict[str, CaptureWriter] = {}
         self._lock = threading.Lock()
         self._closed = False
         self.enabled = settings.capture
@@ -111,8 +110,6 @@ class CaptureHub:
                 self._start(name)
 
     def _start(self, name: str) -> None:
-        from include.mlops.serving.capture import CaptureWriter
-
         with self._lock:
             if name in self.writers or self._closed:
                 return
@@ -137,12 +134,11 @@ class CaptureHub:
         endpoint: str,
         model: LoadedModel,
         variant: str,
-        frame: Any,
+        rows: Rows,
         scored: ScoredRows,
         captured_at: dt.datetime,
     ) -> None:
-        """Hand rows (feature :class:`~include.mlops.serving.capture.Columns`, one score
-        per row) to the endpoint's writer.
+        """Hand validated rows, with one score per row, to the endpoint's writer.
 
         The writer keeps a reference to the lists and converts them on its own thread;
         the caller must not change them afterwards (validated rows never are).
@@ -151,7 +147,7 @@ class CaptureHub:
         if writer is None:
             return
         writer.offer(
-            frame,
+            rows,
             inference_ids=scored.inference_ids,
             model_version=model.version,
             variant=variant,
@@ -298,8 +294,8 @@ def create_app(
     )
     capture = CaptureHub(settings, lake=lake)
     shadow = ShadowWorker(
-        lambda endpoint, model, frame, scored, at: capture.offer(
-            endpoint, model, "shadow", frame, scored, at
+        lambda endpoint, model, rows, scored, at: capture.offer(
+            endpoint, model, "shadow", rows, scored, at
         ),
         max_queue_rows=settings.shadow_queue_rows,
         max_batch_rows=settings.max_batch_rows,
@@ -563,8 +559,8 @@ def _after_batch(
 ) -> None:
     """Per scored batch: one capture offer per variant, shadow copies queued.
 
-    Offering the batch's DataFrame once (not one record per row) keeps the per-row work
-    off the request path: the capture writer converts frames column-wise on its thread.
+    Offering each group's merged rows once (not one record per row) keeps the per-row
+    work off the request path: the capture writer converts them column-wise on its thread.
     """
     now = dt.datetime.now(dt.UTC)
     groups: dict[tuple[str, str], list[Scored]] = {}
@@ -576,7 +572,7 @@ def _after_batch(
                 ticket.endpoint, ticket.shadow, entry.rows, entry.result.inference_ids, now
             )
     for (endpoint, variant), group in groups.items():
-        part = _columns_of([e.rows for e in group])
+        part = merged_rows([e.rows for e in group])
         scored = ScoredRows(
             inference_ids=[i for e in group for i in e.result.inference_ids],
             predictions=[p for e in group for p in e.result.predictions],
@@ -585,11 +581,6 @@ def _after_batch(
             else [p for e in group for p in (e.result.probability or [])],
         )
         capture.offer(endpoint, model, variant, part, scored, now)
-
-
-def _columns_of(batch: list[Rows]) -> Columns:
-    """The requests' feature lists, merged (a column missing in a request → nulls)."""
-    return Columns(merged_columns(batch), sum(rows.n_rows for rows in batch))
 
 
 def _prediction_response(

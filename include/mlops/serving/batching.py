@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from include.mlops.serving.validation import Rows
+from include.mlops.serving.rows import Rows
 
 if TYPE_CHECKING:
     from include.mlops.serving.state import LoadedModel

@@ -13,16 +13,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandas as pd
-
 from include.mlops.serving.batching import ScoredRows
+from include.mlops.serving.rows import Rows, merged_rows
 from include.mlops.serving.state import LoadedModel
-from include.mlops.serving.validation import Rows
 
 log = logging.getLogger(__name__)
 
-#: Receives every scored group: ``(endpoint, model, frame, scored, captured_at)``.
-ShadowSink = Callable[[str, LoadedModel, pd.DataFrame, ScoredRows, dt.datetime], None]
+#: Receives every scored group: ``(endpoint, model, rows, scored, captured_at)``.
+ShadowSink = Callable[[str, LoadedModel, Rows, ScoredRows, dt.datetime], None]
 
 
 @dataclass(frozen=True)
@@ -49,8 +47,8 @@ class ShadowWorker:
 
     Jobs wait in a bounded queue (counted in rows); a copy that does not fit is dropped
     and counted, never waited for. The shadow's answers go only to ``sink`` (capture),
-    one call per scored group: ``sink(endpoint, model, frame, scored, captured_at)`` with
-    the group's DataFrame and one :class:`ScoredRows` for all its rows, carrying the
+    one call per scored group: ``sink(endpoint, model, rows, scored, captured_at)`` with
+    the group's rows merged and one :class:`ScoredRows` for all of them, carrying the
     inference ids of the answered requests.
 
     Args:
@@ -139,11 +137,11 @@ class ShadowWorker:
         for group in groups.values():
             first = group[0]
             model = first.model
-            n_rows = sum(job.rows.n_rows for job in group)
+            rows = merged_rows([job.rows for job in group])
             try:
-                frame, results = model.score_frame([job.rows for job in group])
+                results = model.score_batch([job.rows for job in group])
             except Exception as error:  # the shadow never affects traffic
-                self.failed += n_rows
+                self.failed += rows.n_rows
                 log.warning(
                     "shadow %s version %s failed to score %d request(s): %s",
                     model.model_name,
@@ -153,10 +151,10 @@ class ShadowWorker:
                 )
                 results = None
             with self._rows_lock:
-                self._queued_rows -= n_rows
+                self._queued_rows -= rows.n_rows
             if results is None:
                 continue
-            self.scored += n_rows
+            self.scored += rows.n_rows
             # The shadow's records join the answered ones on the same inference ids.
             merged = ScoredRows(
                 inference_ids=[i for job in group for i in job.inference_ids],
@@ -166,6 +164,6 @@ class ShadowWorker:
                 else [p for r in results for p in (r.probability or [])],
             )
             try:
-                self.sink(first.endpoint, model, frame, merged, first.captured_at)
+                self.sink(first.endpoint, model, rows, merged, first.captured_at)
             except Exception:
                 log.exception("shadow capture failed for %s", first.endpoint)

@@ -26,8 +26,9 @@ import pandas as pd
 from include.mlops.evaluation.baseline import category_name
 from include.mlops.serving.batching import BatchHook, MicroBatcher, ScoredRows
 from include.mlops.serving.config import VARIANTS, EndpointConfig
+from include.mlops.serving.rows import Rows
 from include.mlops.serving.scoring import Scorer
-from include.mlops.serving.validation import InputSchema, Rows, frame_of
+from include.mlops.serving.validation import InputSchema, frame_of
 
 log = logging.getLogger(__name__)
 
