@@ -29,7 +29,6 @@ import hmac
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +42,8 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from include.mlops.serving.batching import Scored, ScoredRows, ScoringError
-from include.mlops.serving.capture import CaptureWriter, should_capture
+from include.mlops.serving.capture import should_capture
+from include.mlops.serving.capture_hub import CaptureHub
 from include.mlops.serving.config import PROBE_HEADER, VARIANTS, ServingSettings
 from include.mlops.serving.manager import EndpointManager
 from include.mlops.serving.metrics import (
@@ -55,7 +55,7 @@ from include.mlops.serving.metrics import (
     Labels,
     MetricsRegistry,
 )
-from include.mlops.serving.rows import Rows, merged_rows
+from include.mlops.serving.rows import merged_rows
 from include.mlops.serving.shadow import ShadowWorker
 from include.mlops.serving.state import EndpointState, LoadedModel, ServingState
 from include.mlops.serving.validation import (
@@ -78,98 +78,6 @@ class _NotServed(Exception):
         self.status = status
         self.detail = detail
         self.endpoint = endpoint
-
-
-class CaptureHub:
-    """One capture writer per endpoint, created when the endpoint first appears.
-
-    Args:
-        settings: The replica's settings (lake, replica id, on/off).
-        lake: The lake to write to (default: ``Lake.from_settings(settings.lake_settings)``).
-    """
-
-    def __init__(self, settings: ServingSettings, lake: Any = None) -> None:
-        self.settings = settings
-        self._lake = lake
-        self.writers: dict[str, CaptureWriter] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-        self.enabled = settings.capture
-
-    def ensure(self, state: ServingState) -> None:
-        """Start a writer for every endpoint of ``state`` that captures and has none yet.
-
-        An endpoint captures when its capture share is above 0 or it has a shadow (whose
-        records exist only to be compared).
-        """
-        if not self.enabled or self._closed:
-            return
-        for name, endpoint in state.endpoints.items():
-            wanted = endpoint.capture_share > 0 or endpoint.shadow is not None
-            if wanted and name not in self.writers:
-                self._start(name)
-
-    def _start(self, name: str) -> None:
-        with self._lock:
-            if name in self.writers or self._closed:
-                return
-            try:
-                lake = self._lake
-                if lake is None:
-                    from include.mlops.lake.store import Lake
-                    from include.mlops.settings import Settings
-
-                    lake = self._lake = Lake.from_settings(
-                        self.settings.lake_settings or Settings.from_env()
-                    )
-                writer = CaptureWriter(lake, name, replica=self.settings.replica_id)
-                writer.start()
-            except Exception:  # capture never stops serving
-                log.exception("cannot start data capture for endpoint %s", name)
-                return
-            self.writers[name] = writer
-
-    def offer(
-        self,
-        endpoint: str,
-        model: LoadedModel,
-        variant: str,
-        rows: Rows,
-        scored: ScoredRows,
-        captured_at: dt.datetime,
-    ) -> None:
-        """Hand validated rows, with one score per row, to the endpoint's writer.
-
-        The writer keeps a reference to the lists and converts them on its own thread;
-        the caller must not change them afterwards (validated rows never are).
-        """
-        writer = self.writers.get(endpoint)
-        if writer is None:
-            return
-        writer.offer(
-            rows,
-            inference_ids=scored.inference_ids,
-            model_version=model.version,
-            variant=variant,
-            predictions=scored.predictions,
-            probabilities=scored.probability,
-            captured_at=captured_at,
-        )
-
-    def counters(self, attribute: str) -> dict[Labels, float]:
-        """``{(endpoint,): writer.<attribute>}`` for the metrics callbacks."""
-        return {(name,): float(getattr(w, attribute)) for name, w in list(self.writers.items())}
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Flush and stop every writer (graceful shutdown)."""
-        with self._lock:
-            self._closed = True
-            writers = list(self.writers.values())
-        for writer in writers:
-            try:
-                writer.close(timeout)
-            except Exception:
-                log.exception("capture writer %r failed to close", writer)
 
 
 class ServingMetrics:
