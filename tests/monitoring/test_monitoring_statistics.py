@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from include.mlops.evaluation.baseline import bin_counts, summarise_column
-from include.mlops.monitoring.drift import (
+from include.mlops.monitoring.statistics import (
     BaselineCdf,
     _sorted_quantiles,
     area_between_cdfs,
