@@ -264,7 +264,7 @@ def count_captured(s3_port: int) -> int:
     from datetime import UTC, datetime, timedelta
 
     from include.mlops.lake import Lake
-    from include.mlops.serving.capture import read_capture
+    from include.mlops.lake.capture import read_capture
     from include.mlops.settings import Settings
 
     lake = Lake.from_settings(

@@ -34,6 +34,7 @@ def deployed(serving_store: Any, s3_server: Any) -> Iterator[Any]:  # noqa: F811
 def capture_traffic(lake: Any, client: Any, *, drift: float, rows: int = 3000) -> None:
     from include.mlops.demo.churn import generate_churn
     from include.mlops.serving.capture import CaptureWriter
+    from include.mlops.serving.rows import Rows
     from include.mlops.serving.scoring import load_scorer
 
     scorer = load_scorer(client, "churn", 1)
@@ -41,7 +42,7 @@ def capture_traffic(lake: Any, client: Any, *, drift: float, rows: int = 3000) -
     scored = scorer.score(frame)
     with CaptureWriter(lake, "churn", replica="it") as writer:
         writer.start()
-        writer.offer(frame, inference_ids=[f"it-{i}" for i in range(rows)], model_version=1,
+        writer.offer(Rows(frame.to_dict("list"), rows), inference_ids=[f"it-{i}" for i in range(rows)], model_version=1,
                      variant="champion", predictions=scored.predictions,
                      probabilities=scored.probability,
                      captured_at=datetime.now(UTC) - timedelta(minutes=10))  # fmt: skip

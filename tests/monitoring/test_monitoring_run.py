@@ -16,6 +16,7 @@ from include.mlops.monitoring import BaselineMissingError, GroundTruthError, run
 from include.mlops.monitoring.report import report_prefix
 from include.mlops.registry import approve_version, set_champion
 from include.mlops.serving.capture import CaptureWriter
+from include.mlops.serving.rows import Rows
 from include.mlops.serving.scoring import Scorer
 
 HOUR = datetime(2026, 11, 1, 10, tzinfo=UTC)
@@ -37,7 +38,7 @@ def capture(
     with CaptureWriter(lake, "churn", replica="test") as writer:
         writer.start()
         accepted = writer.offer(
-            rows[scorer.input_names],
+            Rows(rows[scorer.input_names].to_dict("list"), len(rows)),
             inference_ids=ids,
             model_version=version,
             variant=variant,

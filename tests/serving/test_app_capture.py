@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.mlops.lake.capture import read_capture
 from include.mlops.registry import set_champion
-from include.mlops.serving.capture import read_capture
 from include.mlops.serving.config import CAPTURE_PERCENT_TAG
 from include.mlops.serving.metrics import parse_text
 from tests.serving.conftest import ADMIN_TOKEN, ServingStore, start_server_process

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.mlops.lake.capture import read_capture
 from include.mlops.lake.store import Lake
 from include.mlops.registry import set_champion
 from include.mlops.serving.app import create_app
-from include.mlops.serving.capture import read_capture
 from include.mlops.serving.config import clear_variant, set_variant
 from include.mlops.serving.scoring import load_scorer
 from tests.serving.conftest import (

@@ -15,9 +15,10 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,16 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from include.mlops.lake.capture import capture_files, capture_partitions, read_capture
 from include.mlops.lake.store import Lake
-from include.mlops.serving.capture import (
-    CaptureRecord,
-    CaptureWriter,
-    Columns,
-    capture_files,
-    capture_partitions,
-    read_capture,
-    should_capture,
-)
+from include.mlops.serving.capture import CaptureWriter, should_capture
+from include.mlops.serving.rows import Rows
 from include.mlops.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,24 +40,51 @@ T0 = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
 WIDE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
-def record(
-    i: int,
+def offer(
+    writer: CaptureWriter,
+    ids: Iterable[int],
     *,
     at: datetime | None = T0,
-    version: int = 3,
+    version: Any = 3,
     variant: str = "champion",
-    features: dict | None = None,
-) -> CaptureRecord:
-    """A churn-like captured row whose values derive from ``i``."""
-    return CaptureRecord(
-        inference_id=f"id-{i}",
+    features: Mapping[str, list[Any]] | None = None,
+) -> int:
+    """Offer churn-like rows ``ids`` as one request answered at ``at`` (``None``: now).
+
+    Row ``i`` is ``id-<i>``, age ``20 + i``, plan ``p<i % 3>``, predicted ``i % 2`` with
+    probability ``i / 1000``; ``features`` (one list per column, aligned with ``ids``)
+    replaces the features.
+    """
+    ids = list(ids)
+    data = features if features is not None else {
+        "age": [20 + i for i in ids], "plan": [f"p{i % 3}" for i in ids],
+    }  # fmt: skip
+    return writer.offer(
+        Rows({name: list(values) for name, values in data.items()}, len(ids)),
+        inference_ids=[f"id-{i}" for i in ids],
         model_version=version,
         variant=variant,
-        features=features if features is not None else {"age": 20 + i, "plan": f"p{i % 3}"},
-        prediction=i % 2,
-        probability=i / 1000,
-        captured_at=None if at is None else at + timedelta(seconds=i),
+        predictions=[i % 2 for i in ids],
+        probabilities=[i / 1000 for i in ids],
+        captured_at=at,
     )
+
+
+def offer_each(
+    writer: CaptureWriter,
+    ids: Iterable[int],
+    *,
+    at: datetime | None = T0,
+    features: Mapping[str, list[Any]] | None = None,
+    **kwargs: Any,
+) -> int:
+    """Offer rows ``ids`` one request each, row ``i`` answered at ``at + i`` seconds."""
+    accepted = 0
+    for k, i in enumerate(ids):
+        row = None if features is None else {n: [v[k]] for n, v in features.items()}
+        when = None if at is None else at + timedelta(seconds=i)
+        accepted += offer(writer, [i], at=when, features=row, **kwargs)
+    return accepted
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -110,7 +132,7 @@ def test_rows_appear_only_after_flush_with_exact_values(lake: Lake) -> None:
     writer = CaptureWriter(lake, endpoint, replica="r1", flush_rows=1000, flush_seconds=60)
     writer.start()
     try:
-        assert writer.offer([record(i) for i in range(5)]) == 5
+        assert offer_each(writer, range(5)) == 5
         time.sleep(0.3)
         assert capture_files(lake, endpoint, *WIDE) == []  # buffered, not yet written
         assert writer.buffered_rows == 5 and writer.captured == 0
@@ -155,20 +177,9 @@ def test_rows_appear_only_after_flush_with_exact_values(lake: Lake) -> None:
     assert writer.dropped == 0 and writer.captured == writer.accepted == 5
 
 
-def test_dataframe_forms_are_captured_with_types_kept(local_lake: Lake) -> None:
-    features = pd.DataFrame(
-        {"age": [30, 41], "monthly_charges": [50.5, np.nan], "plan": ["basic", None]}
-    )
-    regression = pd.DataFrame(
-        {
-            "inference_id": ["r-1"],
-            "model_version": [7],
-            "variant": ["shadow"],
-            "prediction": [12.5],
-            "captured_at": [pd.Timestamp(T0 + timedelta(minutes=1))],
-            "age": [50],
-        }
-    )
+def test_rows_are_captured_with_types_kept(local_lake: Lake) -> None:
+    features = Rows({"age": [30, 41], "monthly_charges": [50.5, None], "plan": ["basic", None]}, 2)
+    regression = Rows({"age": [50]}, 1)
     with CaptureWriter(local_lake, "churn", replica="r1") as writer:
         accepted = writer.offer(
             features,
@@ -180,7 +191,18 @@ def test_dataframe_forms_are_captured_with_types_kept(local_lake: Lake) -> None:
             captured_at=T0,
         )
         assert accepted == 2
-        assert writer.offer(regression) == 1
+        assert (
+            writer.offer(
+                regression,
+                inference_ids=["r-1"],
+                model_version=7,
+                variant="shadow",
+                predictions=[12.5],
+                probabilities=None,
+                captured_at=T0 + timedelta(minutes=1),
+            )
+            == 1
+        )
     assert writer.captured == 3 and writer.dropped == 0
     frame = read_capture(local_lake, "churn", *WIDE)
     assert frame["inference_id"].tolist() == ["a", "b", "r-1"]
@@ -201,12 +223,12 @@ def test_column_lists_from_many_requests_are_merged_into_one_file(local_lake: La
     """The endpoint's form: each request's validated feature lists, no DataFrame."""
     with CaptureWriter(local_lake, "churn", replica="r1") as writer:
         for i in range(50):
-            columns = Columns({"age": [20 + i, None], "plan": ["basic", f"p{i}"],
-                               "charges": [1.5 * i, None]}, 2)  # fmt: skip
+            columns = Rows({"age": [20 + i, None], "plan": ["basic", f"p{i}"],
+                            "charges": [1.5 * i, None]}, 2)  # fmt: skip
             assert writer.offer(columns, inference_ids=[f"{i}a", f"{i}b"], model_version=2,
                                 variant="champion", predictions=[1, 0],
                                 probabilities=[0.7, 0.2], captured_at=T0) == 2  # fmt: skip
-        assert writer.offer(Columns({"age": [1]}, 1)) == 0  # no ids: refused, counted
+        assert writer.offer(Rows({"age": [1]}, 1)) == 0  # no ids: refused, counted
     assert (writer.captured, writer.dropped, writer.files_written) == (100, 1, 1)
     frame = read_capture(local_lake, "churn", *WIDE)
     assert frame["inference_id"].tolist()[:4] == ["0a", "0b", "1a", "1b"]
@@ -219,7 +241,7 @@ def test_column_lists_from_many_requests_are_merged_into_one_file(local_lake: La
 def test_regression_predictions_are_float(local_lake: Lake) -> None:
     with CaptureWriter(local_lake, "prices", replica="r1") as writer:
         writer.offer(
-            pd.DataFrame({"rooms": [3]}),
+            Rows({"rooms": [3]}, 1),
             inference_ids=["x"],
             model_version=1,
             variant="champion",
@@ -238,11 +260,9 @@ def test_a_flush_spanning_an_hour_boundary_writes_one_file_per_hour(lake: Lake) 
     endpoint = unique_endpoint()
     midnight = datetime(2026, 11, 2, tzinfo=UTC)
     offsets_ms = [-2_000, -100, -1, 0, 1, 50]  # 3 rows before midnight, 3 from midnight on
-    rows = [record(i, at=None) for i in range(6)]
-    for row, offset in zip(rows, offsets_ms, strict=True):
-        row.captured_at = midnight + timedelta(milliseconds=offset)
     with CaptureWriter(lake, endpoint, replica="r1") as writer:
-        writer.offer(rows)
+        for i, offset in enumerate(offsets_ms):
+            offer(writer, [i], at=midnight + timedelta(milliseconds=offset))
     files = capture_files(lake, endpoint, *WIDE)
     assert len(files) == 2
     assert files[0].startswith(f"capture/{endpoint}/dt=2026-11-01/hour=23/")
@@ -266,7 +286,7 @@ def test_a_flush_spanning_an_hour_boundary_writes_one_file_per_hour(lake: Lake) 
 
 def test_file_names_follow_the_contract(local_lake: Lake) -> None:
     with CaptureWriter(local_lake, "churn", replica="r1") as writer:
-        writer.offer([record(i) for i in range(3)])
+        offer_each(writer, range(3))
     (key,) = capture_files(local_lake, "churn", *WIDE)
     assert KEY_PATTERN.match(key), key
 
@@ -276,11 +296,11 @@ def test_flush_rows_and_flush_seconds_trigger_writes(local_lake: Lake) -> None:
     by_rows = CaptureWriter(local_lake, "by_rows", replica="r1", flush_rows=50, flush_seconds=600)
     by_time = CaptureWriter(local_lake, "by_time", replica="r1", flush_seconds=0.2)
     with by_rows, by_time:
-        by_rows.offer([record(i) for i in range(49)])
-        by_time.offer([record(0)])
+        offer(by_rows, range(49))
+        offer(by_time, [0])
         assert wait_until(lambda: by_time.captured == 1, timeout=5)
         assert by_rows.captured == 0  # under flush_rows, long period: still buffered
-        by_rows.offer([record(49)])
+        offer(by_rows, [49])
         assert wait_until(lambda: by_rows.captured == 50, timeout=5)
     assert len(read_capture(local_lake, "by_rows", *WIDE)) == 50
 
@@ -289,13 +309,13 @@ def test_flush_rows_and_flush_seconds_trigger_writes(local_lake: Lake) -> None:
 def test_full_buffer_drops_and_counts_without_blocking(local_lake: Lake) -> None:
     writer = CaptureWriter(local_lake, "churn", replica="r1", max_buffer_rows=10, flush_rows=10)
     # Not started: nothing drains, so the bound is what limits the buffer.
-    assert writer.offer([record(i) for i in range(4)]) == 4
-    assert writer.offer([record(i) for i in range(4, 8)]) == 4
+    assert offer(writer, range(4)) == 4
+    assert offer(writer, range(4, 8)) == 4
     started = time.perf_counter()
-    assert writer.offer([record(i) for i in range(8, 12)]) == 0  # 12 > 10: refused whole
+    assert offer(writer, range(8, 12)) == 0  # 12 > 10: refused whole
     assert (
         writer.offer(
-            pd.DataFrame({"age": [1, 2, 3]}),
+            Rows({"age": [1, 2, 3]}, 3),
             inference_ids=["a", "b", "c"],
             model_version=1,
             variant="champion",
@@ -304,10 +324,10 @@ def test_full_buffer_drops_and_counts_without_blocking(local_lake: Lake) -> None
         == 0
     )
     assert time.perf_counter() - started < 0.05
-    assert writer.offer([record(8), record(9)]) == 2  # exactly fills the buffer
+    assert offer(writer, [8, 9]) == 2  # exactly fills the buffer
     assert (writer.accepted, writer.dropped, writer.buffered_rows) == (10, 7, 10)
     assert writer.close() is True
-    assert writer.offer([record(99)]) == 0  # closed: counted, not raised
+    assert offer(writer, [99]) == 0  # closed: counted, not raised
     assert (writer.captured, writer.dropped) == (10, 8)
     assert sorted(read_capture(local_lake, "churn", *WIDE)["inference_id"]) == sorted(
         f"id-{i}" for i in range(10)
@@ -319,7 +339,7 @@ def test_malformed_input_never_raises_and_is_counted(local_lake: Lake) -> None:
         assert writer.offer(None) == 0  # type: ignore[arg-type]
         assert (
             writer.offer(
-                pd.DataFrame({"age": [1, 2]}),
+                Rows({"age": [1, 2]}, 2),
                 inference_ids=["only-one"],
                 model_version=1,
                 variant="champion",
@@ -327,13 +347,24 @@ def test_malformed_input_never_raises_and_is_counted(local_lake: Lake) -> None:
             )
             == 0
         )
-        # Meta columns missing inside the frame: found by the flush thread, rows dropped.
-        assert writer.offer(pd.DataFrame({"age": [1]})) == 1
-        assert writer.offer([record(1)]) == 1
-        # A bad record amid good ones: only its own request's rows are lost.
-        bad = CaptureRecord("bad", "three", "champion", {"age": 1}, 1, 0.5)  # type: ignore[arg-type]
-        assert writer.offer([bad, record(9)]) == 2
-        assert writer.offer([record(2)]) == 1
+        # A version that is no number: found by the flush thread, the row dropped.
+        assert offer(writer, [7], version="three") == 1
+        assert offer(writer, [1]) == 1
+        # A bad request amid good ones (columns shorter than its rows): only its own
+        # request's rows are lost.
+        bad = Rows({"age": [1], "plan": ["p1"]}, 2)
+        assert (
+            writer.offer(
+                bad,
+                inference_ids=["bad", "id-9"],
+                model_version=3,
+                variant="champion",
+                predictions=[1, 1],
+                probabilities=[0.5, 0.5],
+            )
+            == 2
+        )
+        assert offer(writer, [2]) == 1
     assert writer.dropped == 1 + 2 + 1 + 2
     assert writer.captured == 2
     assert read_capture(local_lake, "churn", *WIDE)["inference_id"].tolist() == ["id-1", "id-2"]
@@ -345,14 +376,21 @@ def test_close_after_concurrent_offers_loses_nothing(lake: Lake) -> None:
     writer = CaptureWriter(lake, endpoint, replica="r1", flush_rows=700, flush_seconds=0.3)
     writer.start()
     threads, per_thread = 4, 600
-    columns = pd.DataFrame({"age": [33], "plan": ["basic"]})
+    columns = Rows({"age": [33], "plan": ["basic"]}, 1)
 
     def client(t: int) -> None:
         for i in range(per_thread):
             n = f"{t}-{i}"
             if i % 2:
-                writer.offer([record(0, at=None, features={"age": i, "plan": "x"})])
-                writer.offer([CaptureRecord(n, 3, "champion", {"age": i}, 1, 0.5)])
+                offer(writer, [0], at=None, features={"age": [i], "plan": ["x"]})
+                writer.offer(
+                    Rows({"age": [i]}, 1),
+                    inference_ids=[n],
+                    model_version=3,
+                    variant="champion",
+                    predictions=[1],
+                    probabilities=[0.5],
+                )
             else:
                 writer.offer(
                     columns,
@@ -397,7 +435,7 @@ def test_reader_never_sees_a_partial_file(lake: Lake) -> None:
     thread.start()
     with CaptureWriter(lake, endpoint, replica="r1", flush_rows=200, flush_seconds=0.05) as w:
         for i in range(3000):
-            w.offer([record(i, at=None)])
+            offer(w, [i], at=None)
             if i % 300 == 0:
                 time.sleep(0.02)
     done.set()
@@ -412,11 +450,13 @@ def test_capture_files_complete_after_interpreter_exit(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         from include.mlops.lake.store import Lake
-        from include.mlops.serving.capture import CaptureRecord, CaptureWriter
+        from include.mlops.serving.capture import CaptureWriter
+        from include.mlops.serving.rows import Rows
         writer = CaptureWriter(Lake.local({str(tmp_path / "lake")!r}), "churn",
                                replica="r1", flush_seconds=60).start()
         for i in range(2000):
-            writer.offer([CaptureRecord(f"id-{{i}}", 1, "champion", {{"age": i}}, 1, 0.5)])
+            writer.offer(Rows({{"age": [i]}}, 1), inference_ids=[f"id-{{i}}"], model_version=1,
+                         variant="champion", predictions=[1], probabilities=[0.5])
         print(writer.accepted)
         """
     )
@@ -433,54 +473,6 @@ def test_capture_files_complete_after_interpreter_exit(tmp_path: Path) -> None:
     frame = read_capture(Lake.local(tmp_path / "lake"), "churn", *WIDE)
     assert len(frame) == 2000
     assert frame["feature.age"].sum() == sum(range(2000))
-
-
-# -- reading -----------------------------------------------------------------------------
-def test_read_capture_filters_window_and_variant(local_lake: Lake) -> None:
-    with CaptureWriter(local_lake, "churn", replica="r1") as writer:
-        writer.offer([record(i, variant="champion") for i in range(0, 60, 10)])  # 12:30:00..50
-        writer.offer([record(i, variant="shadow") for i in range(5, 60, 10)])  # 12:30:05..55
-        later = T0 + timedelta(hours=2)
-        writer.offer([record(100 + i, at=later, variant="canary") for i in range(3)])
-    start, end = T0 + timedelta(seconds=10), T0 + timedelta(seconds=40)
-    window = read_capture(local_lake, "churn", start, end)
-    assert window["inference_id"].tolist() == [
-        "id-10", "id-15", "id-20", "id-25", "id-30", "id-35",
-    ]  # fmt: skip
-    assert (window["captured_at"] >= pd.Timestamp(start)).all()
-    assert (window["captured_at"] < pd.Timestamp(end)).all()  # end is exclusive
-    shadow = read_capture(local_lake, "churn", start, end, variant="shadow")
-    assert shadow["inference_id"].tolist() == ["id-15", "id-25", "id-35"]
-    canary = read_capture(local_lake, "churn", T0, T0 + timedelta(hours=3), variant="canary")
-    assert len(canary) == 3
-    naive = read_capture(local_lake, "churn", start.replace(tzinfo=None), end.replace(tzinfo=None))
-    assert len(naive) == 6  # naive datetimes are UTC
-    picked = read_capture(
-        local_lake, "churn", start, end, columns=["inference_id", "feature.age", "feature.nope"]
-    )
-    assert list(picked.columns) == ["inference_id", "feature.age", "feature.nope"]
-    assert picked["feature.age"].tolist() == [30, 35, 40, 45, 50, 55]
-    assert picked["feature.nope"].isna().all()
-    empty = read_capture(local_lake, "churn", T0 - timedelta(days=2), T0 - timedelta(days=1))
-    assert empty.empty and "captured_at" in empty.columns and "prediction" in empty.columns
-
-
-def test_read_capture_unions_columns_across_model_versions(local_lake: Lake) -> None:
-    v1 = [record(i, version=1, features={"age": i, "plan": "basic"}) for i in range(3)]
-    v2 = [
-        record(10 + i, version=2, features={"age": 1.5 + i, "region": "north", "plan": 7})
-        for i in range(2)
-    ]
-    for batch in (v1, v2):  # two writers, two files with different columns
-        with CaptureWriter(local_lake, "churn", replica="r1") as writer:
-            writer.offer(batch)
-    assert len(capture_files(local_lake, "churn", *WIDE)) == 2
-    frame = read_capture(local_lake, "churn", *WIDE)
-    assert frame["model_version"].tolist() == [1, 1, 1, 2, 2]
-    assert frame["feature.age"].tolist() == [0.0, 1.0, 2.0, 1.5, 2.5]  # int ∪ float → float
-    assert frame["feature.region"].iloc[:3].isna().all()
-    assert frame["feature.region"].iloc[3:].tolist() == ["north", "north"]
-    assert frame["feature.plan"].tolist() == ["basic"] * 3 + ["7", "7"]  # text ∪ int → text
 
 
 # -- store outage ------------------------------------------------------------------------
@@ -527,14 +519,14 @@ def test_store_down_keeps_rows_until_it_recovers(outage_store) -> None:
     )
     writer.start()
     try:
-        assert writer.offer([record(i) for i in range(20)]) == 20
+        assert offer(writer, range(20)) == 20
         assert writer.flush(timeout=0.5) is False  # store down: not written, not lost
         # pyarrow's own S3 retries make one failed attempt last a few seconds.
         assert wait_until(lambda: writer.write_errors >= 1, timeout=20)
         assert writer.last_error and "connect" in writer.last_error.lower()
         assert writer.captured == 0 and writer.buffered_rows == 20
-        assert writer.offer([record(i) for i in range(20, 30)]) == 10  # still room
-        assert writer.offer([record(99)]) == 0  # full while the store is down
+        assert offer(writer, range(20, 30)) == 10  # still room
+        assert offer(writer, [99]) == 0  # full while the store is down
         assert writer.dropped == 1
         recover()
         assert writer.flush(timeout=30) is True
@@ -559,7 +551,7 @@ def test_close_gives_up_after_its_timeout_and_counts_the_loss() -> None:
         )
     )
     writer = CaptureWriter(dead, "churn", replica="r1", max_retry_seconds=0.2).start()
-    writer.offer([record(i) for i in range(5)])
+    offer(writer, range(5))
     started = time.monotonic()
     assert writer.close(timeout=1.0) is False
     assert time.monotonic() - started < 20  # timeout + one attempt under way

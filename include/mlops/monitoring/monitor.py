@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from include.mlops.lake.capture import FEATURE_PREFIX, read_capture
 from include.mlops.monitoring.drift import (
     DriftThresholds,
     FeatureDrift,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURE_PREFIX = "feature."
 CHAMPION = "champion"
 
 
@@ -347,7 +347,6 @@ def run_monitor(
         registry_client,
         training_spec,
     )
-    from include.mlops.serving.capture import read_capture
 
     client = registry_client(client)
     limits = (

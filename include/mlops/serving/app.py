@@ -13,7 +13,7 @@ Routes (the serving contract; SageMaker's container contract plus MLflow's scori
 
 A request takes the current :class:`~include.mlops.serving.state.ServingState` once and
 uses only it, so a swap never breaks it. Everything on the request path runs on the event
-loop, scoring included (batched, see ``state.MicroBatcher``): with the GIL, a scoring
+loop, scoring included (batched, see ``batching.MicroBatcher``): with the GIL, a scoring
 thread only adds hand-offs, and measured at concurrency 8 it halved throughput
 (``benchmarks/bench_serving.py --compare-scoring``). Capture writing and shadow scoring run
 on their own threads, off the request path. Errors the caller can fix are 4xx with a message naming the
@@ -29,7 +29,6 @@ import hmac
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +41,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
-from include.mlops.serving.capture import Columns, should_capture
+from include.mlops.serving.batching import Scored, ScoredRows, ScoringError
+from include.mlops.serving.capture import should_capture
+from include.mlops.serving.capture_hub import CaptureHub
 from include.mlops.serving.config import PROBE_HEADER, VARIANTS, ServingSettings
+from include.mlops.serving.manager import EndpointManager
 from include.mlops.serving.metrics import (
     CONTENT_TYPE,
     CallbackCounter,
@@ -53,23 +55,14 @@ from include.mlops.serving.metrics import (
     Labels,
     MetricsRegistry,
 )
-from include.mlops.serving.state import (
-    EndpointManager,
-    EndpointState,
-    LoadedModel,
-    Scored,
-    ScoredRows,
-    ScoringError,
-    ServingState,
-    ShadowWorker,
-)
+from include.mlops.serving.rows import merged_rows
+from include.mlops.serving.shadow import ShadowWorker
+from include.mlops.serving.state import EndpointState, LoadedModel, ServingState
 from include.mlops.serving.validation import (
     PayloadTooLargeError,
     RequestError,
-    Rows,
     csv_header,
     media_type,
-    merged_columns,
     parse_body,
 )
 
@@ -86,101 +79,6 @@ class _NotServed(Exception):
         self.status = status
         self.detail = detail
         self.endpoint = endpoint
-
-
-class CaptureHub:
-    """One capture writer per endpoint, created when the endpoint first appears.
-
-    Args:
-        settings: The replica's settings (lake, replica id, on/off).
-        lake: The lake to write to (default: ``Lake.from_settings(settings.lake_settings)``).
-    """
-
-    def __init__(self, settings: ServingSettings, lake: Any = None) -> None:
-        self.settings = settings
-        self._lake = lake
-        self.writers: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-        self.enabled = settings.capture
-
-    def ensure(self, state: ServingState) -> None:
-        """Start a writer for every endpoint of ``state`` that captures and has none yet.
-
-        An endpoint captures when its capture share is above 0 or it has a shadow (whose
-        records exist only to be compared).
-        """
-        if not self.enabled or self._closed:
-            return
-        for name, endpoint in state.endpoints.items():
-            wanted = endpoint.capture_share > 0 or endpoint.shadow is not None
-            if wanted and name not in self.writers:
-                self._start(name)
-
-    def _start(self, name: str) -> None:
-        from include.mlops.serving.capture import CaptureWriter
-
-        with self._lock:
-            if name in self.writers or self._closed:
-                return
-            try:
-                lake = self._lake
-                if lake is None:
-                    from include.mlops.lake.store import Lake
-                    from include.mlops.settings import Settings
-
-                    lake = self._lake = Lake.from_settings(
-                        self.settings.lake_settings or Settings.from_env()
-                    )
-                writer = CaptureWriter(lake, name, replica=self.settings.replica_id)
-                writer.start()
-            except Exception:  # capture never stops serving
-                log.exception("cannot start data capture for endpoint %s", name)
-                return
-            self.writers[name] = writer
-
-    def offer(
-        self,
-        endpoint: str,
-        model: LoadedModel,
-        variant: str,
-        frame: Any,
-        scored: ScoredRows,
-        captured_at: dt.datetime,
-    ) -> None:
-        """Hand rows (feature :class:`~include.mlops.serving.capture.Columns`, one score
-        per row) to the endpoint's writer.
-
-        The writer keeps a reference to the lists and converts them on its own thread;
-        the caller must not change them afterwards (validated rows never are).
-        """
-        writer = self.writers.get(endpoint)
-        if writer is None:
-            return
-        writer.offer(
-            frame,
-            inference_ids=scored.inference_ids,
-            model_version=model.version,
-            variant=variant,
-            predictions=scored.predictions,
-            probabilities=scored.probability,
-            captured_at=captured_at,
-        )
-
-    def counters(self, attribute: str) -> dict[Labels, float]:
-        """``{(endpoint,): writer.<attribute>}`` for the metrics callbacks."""
-        return {(name,): float(getattr(w, attribute)) for name, w in list(self.writers.items())}
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Flush and stop every writer (graceful shutdown)."""
-        with self._lock:
-            self._closed = True
-            writers = list(self.writers.values())
-        for writer in writers:
-            try:
-                writer.close(timeout)
-            except Exception:
-                log.exception("capture writer %r failed to close", writer)
 
 
 class ServingMetrics:
@@ -305,8 +203,8 @@ def create_app(
     )
     capture = CaptureHub(settings, lake=lake)
     shadow = ShadowWorker(
-        lambda endpoint, model, frame, scored, at: capture.offer(
-            endpoint, model, "shadow", frame, scored, at
+        lambda endpoint, model, rows, scored, at: capture.offer(
+            endpoint, model, "shadow", rows, scored, at
         ),
         max_queue_rows=settings.shadow_queue_rows,
         max_batch_rows=settings.max_batch_rows,
@@ -571,8 +469,8 @@ def _after_batch(
 ) -> None:
     """Per scored batch: one capture offer per variant, shadow copies queued.
 
-    Offering the batch's DataFrame once (not one record per row) keeps the per-row work
-    off the request path: the capture writer converts frames column-wise on its thread.
+    Offering each group's merged rows once (not one record per row) keeps the per-row
+    work off the request path: the capture writer converts them column-wise on its thread.
     """
     now = dt.datetime.now(dt.UTC)
     groups: dict[tuple[str, str], list[Scored]] = {}
@@ -584,7 +482,7 @@ def _after_batch(
                 ticket.endpoint, ticket.shadow, entry.rows, entry.result.inference_ids, now
             )
     for (endpoint, variant), group in groups.items():
-        part = _columns_of([e.rows for e in group])
+        part = merged_rows([e.rows for e in group])
         scored = ScoredRows(
             inference_ids=[i for e in group for i in e.result.inference_ids],
             predictions=[p for e in group for p in e.result.predictions],
@@ -593,11 +491,6 @@ def _after_batch(
             else [p for e in group for p in (e.result.probability or [])],
         )
         capture.offer(endpoint, model, variant, part, scored, now)
-
-
-def _columns_of(batch: list[Rows]) -> Columns:
-    """The requests' feature lists, merged (a column missing in a request → nulls)."""
-    return Columns(merged_columns(batch), sum(rows.n_rows for rows in batch))
 
 
 def _prediction_response(

@@ -37,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from include.mlops.serving.rows import Rows, merged_columns
 from include.mlops.serving.scoring import InputColumn
 from include.mlops.settings import DEFAULT_MISSING_TOKENS
 
@@ -105,23 +106,6 @@ class ParsedRows:
     data: dict[str, list[Any]]
     n_rows: int
     from_text: bool = False
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Validated rows: the signature columns the request carried, values coerced.
-
-    Attributes:
-        data: Column → one value per row (int/float/str/bool or ``None``).
-        n_rows: Number of rows.
-    """
-
-    data: dict[str, list[Any]]
-    n_rows: int
-
-    def record(self, i: int) -> dict[str, Any]:
-        """Row ``i`` as ``{column: value}`` (what capture stores as ``feature.<column>``)."""
-        return {name: values[i] for name, values in self.data.items()}
 
 
 def media_type(content_type: str | None) -> str:
@@ -277,21 +261,6 @@ class InputSchema:
                     f"{name!r} as {self.types[name]})"
                 ) from None
         return Rows(out, parsed.n_rows)
-
-
-def merged_columns(batch: Sequence[Rows]) -> dict[str, list[Any]]:
-    """The columns of one or more requests, merged (a column missing in some → nulls)."""
-    if len(batch) == 1:
-        return batch[0].data
-    names: dict[str, None] = {}
-    for rows in batch:
-        names.update(dict.fromkeys(rows.data))
-    data: dict[str, list[Any]] = {name: [] for name in names}
-    for rows in batch:
-        for name, column in data.items():
-            values = rows.data.get(name)
-            column.extend(values if values is not None else [None] * rows.n_rows)
-    return data
 
 
 def frame_of(batch: Sequence[Rows]) -> pd.DataFrame:
