@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from include.mlops.deployment.fleet import EndpointFleet, SmokeTestError, VariantTraffic
-from include.mlops.deployment.request import LATEST_APPROVED, PREVIOUS, DeployRequest
+from include.mlops.deployment.request import DeployRequest
 from include.mlops.registry.artifacts import verify_artifact
 from include.mlops.registry.versions import (
     ClientOrUri,
@@ -38,6 +38,7 @@ from include.mlops.registry.versions import (
     require_approved,
 )
 from include.mlops.serving.config import clear_variant, read_endpoint_config, set_variant
+from include.mlops.vocabulary import LATEST_APPROVED, PREVIOUS
 
 log = logging.getLogger(__name__)
 Log = Callable[[str], None]

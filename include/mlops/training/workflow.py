@@ -25,7 +25,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.mlops.etl.naming import DATASET_RE, safe_run_id
+from include.mlops.etl.naming import safe_run_id
+from include.mlops.vocabulary import (
+    ALGORITHM_NAMES,
+    APPROVAL_MODES,
+    AUTO,
+    CLASSIFICATION_METRICS,
+    NAME_PATTERN,
+    NAME_RE,
+    OBJECTIVE_METRICS,
+    PROBLEM_TYPE_CHOICES,
+    REGRESSION_METRICS,
+    TUNING_STRATEGIES,
+)
 
 if TYPE_CHECKING:
     import mlflow
@@ -36,11 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Log = Callable[[str], Any]
 
-PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
-STRATEGIES = ("random", "grid", "bayesian", "hyperband")
-CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "accuracy", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-ALGORITHM_NAMES = ("xgboost", "random_forest", "logistic_regression", "ridge", "linear_regression")
 #: Fewer rows than this and a held-out test split means little.
 MIN_TRAINING_ROWS = 200
 #: A single feature that alone separates the target this well is a leak, not a signal.
@@ -107,21 +114,23 @@ class TrainingRequest:
         """Every inconsistency, each naming its field (empty when valid)."""
         out = []
         for name in ("dataset", "model_name"):
-            if not DATASET_RE.match(getattr(self, name) or ""):
-                out.append(f"{name} {getattr(self, name)!r} must match ^[a-z][a-z0-9_]*$")
+            if not NAME_RE.match(getattr(self, name) or ""):
+                out.append(f"{name} {getattr(self, name)!r} must match {NAME_PATTERN}")
         if not self.target:
             out.append("target is required")
-        if self.problem_type not in PROBLEM_TYPES:
-            out.append(f"problem_type {self.problem_type!r} is not one of {PROBLEM_TYPES}")
-        if self.tuning_strategy not in STRATEGIES:
-            out.append(f"tuning_strategy {self.tuning_strategy!r} is not one of {STRATEGIES}")
+        if self.problem_type not in PROBLEM_TYPE_CHOICES:
+            out.append(f"problem_type {self.problem_type!r} is not one of {PROBLEM_TYPE_CHOICES}")
+        if self.tuning_strategy not in TUNING_STRATEGIES:
+            out.append(
+                f"tuning_strategy {self.tuning_strategy!r} is not one of {TUNING_STRATEGIES}"
+            )
         unknown = [a for a in self.algorithms if a not in ALGORITHM_NAMES]
         if not self.algorithms or unknown:
             out.append(
                 f"algorithms {list(self.algorithms)} must be a non-empty list from {ALGORITHM_NAMES}"
             )
         metric = self.objective_metric
-        if metric not in CLASSIFICATION_METRICS + REGRESSION_METRICS:
+        if metric not in OBJECTIVE_METRICS:
             out.append(f"objective_metric {metric!r} is unknown")
         if self.problem_type == "regression":
             if metric in CLASSIFICATION_METRICS:
@@ -139,7 +148,7 @@ class TrainingRequest:
             out.append("max_trials must be between 1 and 1000")
         if not 1 <= self.max_parallel_trials <= 64:
             out.append("max_parallel_trials must be between 1 and 64")
-        if self.approval not in ("manual", "auto"):
+        if self.approval not in APPROVAL_MODES:
             out.append(f"approval {self.approval!r} is not manual or auto")
         if (
             len(self.split) != 3
@@ -298,7 +307,7 @@ def prepare_training_data(
     raise_for_quality(quality)
 
     problem_type = request.problem_type
-    if problem_type == "auto":
+    if problem_type == AUTO:
         problem_type = infer_problem_type(df[target])
     features = [c for c in df.columns if c not in (target, *exclude)]
     balance: dict[str, float] = {}
