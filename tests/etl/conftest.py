@@ -8,7 +8,8 @@ from typing import Any
 import pyarrow.fs as pafs
 import pytest
 
-from include.mlops.etl.pipeline import IngestResult, ingest_partition
+from include.mlops.etl.pipeline import ingest_partition
+from include.mlops.etl.result import IngestResult
 from include.mlops.lake.store import Lake
 
 CHURN_COLUMNS = [

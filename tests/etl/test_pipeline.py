@@ -20,7 +20,7 @@ from include.mlops.etl.catalog import (
 )
 from include.mlops.etl.extract import EmptySourceError
 from include.mlops.etl.load import discard_staged, publish_partition
-from include.mlops.etl.pipeline import IngestResult
+from include.mlops.etl.result import IngestResult
 from include.mlops.etl.schema import SchemaDriftError
 from include.mlops.lake.store import Lake
 
