@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from include.mlops.jsonable import jsonable
 from include.mlops.monitoring.drift import (
     DriftThresholds,
     FeatureDrift,
     categorical_drift,
     dataset_drift,
     feature_drift,
-    jsonable,
     numeric_drift,
 )
 from include.mlops.monitoring.errors import BaselineMissingError, GroundTruthError, MonitorError

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.mlops.etl.naming import safe_run_id
+from include.mlops.jsonable import jsonable
 from include.mlops.vocabulary import (
     ALGORITHM_NAMES,
     APPROVAL_MODES,
@@ -551,10 +552,10 @@ def evaluate_candidate(
         "algorithm": best["algorithm"],
         "params": best["params"],
         "objective": spec.objective,
-        "metrics": _jsonable(report.metrics),
-        "baseline_metrics": _jsonable(report.baseline_metrics),
+        "metrics": jsonable(report.metrics),
+        "baseline_metrics": jsonable(report.baseline_metrics),
         "champion": (
-            {"version": champion_info.version, "metrics": _jsonable(champion_metrics or {})}
+            {"version": champion_info.version, "metrics": jsonable(champion_metrics or {})}
             if champion_info is not None
             else None
         ),
@@ -679,10 +680,10 @@ def approval_body(
     rule = "|---|---|---|" + ("---|" if champion else "")
     rows = []
     for m in names:
-        row = f"| {m}{' (objective)' if m == evaluation['objective'] else ''} | {metrics[m]:.4f} | {evaluation['baseline_metrics'].get(m, float('nan')):.4f} |"
+        objective = " (objective)" if m == evaluation["objective"] else ""
+        row = f"| {m}{objective} | {metrics[m]:.4f} | {_cell(evaluation['baseline_metrics'].get(m))} |"
         if champion:
-            value = champion["metrics"].get(m)
-            row += f" {value:.4f} |" if isinstance(value, int | float) else " – |"
+            row += f" {_cell(champion['metrics'].get(m))} |"
         rows.append(row)
     return "\n".join([
         f"**{request.model_name} v{version}** — {evaluation['algorithm']} on `{request.dataset}`, "
@@ -693,6 +694,11 @@ def approval_body(
         f"Gates: {evaluation['decision'].get('summary') or 'all passed'}.",
         f"Evaluation report and model card: {report_uri}",
     ])  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    """A metric in the approval table; ``–`` where it is undefined (``None``: see jsonable)."""
+    return f"{value:.4f}" if isinstance(value, int | float) else "–"
 
 
 def git_sha() -> str:
@@ -713,11 +719,3 @@ def _scores(pipeline: Any, X: pd.DataFrame, problem_type: str) -> Any:
     if problem_type == "binary" and hasattr(pipeline, "predict_proba"):
         return pipeline.predict_proba(X)[:, 1]
     return pipeline.predict(X)
-
-
-def _jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    import json
-
-    return json.loads(
-        json.dumps(dict(metrics), default=lambda o: getattr(o, "tolist", lambda: str(o))())
-    )

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from include.mlops.jsonable import jsonable
 from include.mlops.training.fit import fit_candidate
 from include.mlops.tuning.study import TuningSpec, draw_candidate, trial_budget
 
@@ -190,7 +191,7 @@ def _run_trial(
     try:
         algorithm, params = draw_candidate(trial, spec)
         trial.set_user_attr("algorithm", algorithm)
-        trial.set_user_attr("params", _jsonable(params))
+        trial.set_user_attr("params", jsonable(params))
         candidate = fit_candidate(
             algorithm,
             params,
@@ -230,16 +231,16 @@ def _run_trial(
         raise
     seconds = time.perf_counter() - started
     trial.set_user_attr("duration_s", seconds)
-    trial.set_user_attr("scores", _jsonable(scores))
+    trial.set_user_attr("scores", jsonable(scores))
     trial.set_user_attr("curve", {str(k): v for k, v in curve.items()})
-    trial.set_user_attr("fit", _jsonable(extra))
+    trial.set_user_attr("fit", jsonable(extra))
     if error:
         trial.set_user_attr("error", error)
     _tell(study, trial, state, value, spec)
     outcome = TrialOutcome(
         number=trial.number,
         algorithm=algorithm,
-        params=_jsonable(params),
+        params=jsonable(params),
         value=value,
         state=state.name,
         seconds=seconds,
@@ -441,16 +442,3 @@ def _span(starts: list[datetime], ends: list[datetime]) -> float:
     if not starts or not ends:
         return 0.0
     return max(0.0, (max(ends) - min(starts)).total_seconds())
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types (numpy scalars become Python numbers), for study attrs and XCom."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
