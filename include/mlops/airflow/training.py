@@ -55,7 +55,7 @@ def resolve_request(
     A run not started by hand retrains the current champion with its stored training
     spec on the newest snapshot; with no champion yet there is nothing to retrain.
     """
-    from include.mlops.training.workflow import TrainingRequest, TrainingRequestError
+    from include.mlops.training.request import TrainingRequest, TrainingRequestError
 
     run_type = str(getattr(dag_run, "run_type", "manual")).lower()
     try:
@@ -70,7 +70,7 @@ def resolve_request(
 
 def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: Any) -> dict:
     from include.mlops.registry import champion, training_spec
-    from include.mlops.training.workflow import TrainingRequest
+    from include.mlops.training.request import TrainingRequest
 
     model_name = params["model_name"]
     datasets: set[str] = set()
@@ -118,7 +118,8 @@ def _claim_retraining(client: Any, model_name: str, *, dag_run: Any, ti: Any) ->
 
 def prepare(request: dict[str, Any], *, run_id: str) -> dict:
     from include.mlops.quality.gate import DataQualityError
-    from include.mlops.training.workflow import TrainingRequest, prepare_training_data
+    from include.mlops.training.request import TrainingRequest
+    from include.mlops.workflows.training import prepare_training_data
 
     lake = LakeHook().get_lake()
     try:
@@ -140,7 +141,8 @@ def optuna_storage() -> str:
 
 
 def begin_tuning(request: dict[str, Any], prepared: dict[str, Any], *, run_id: str) -> dict:
-    from include.mlops.training.workflow import TrainingRequest, start_tuning
+    from include.mlops.training.request import TrainingRequest
+    from include.mlops.workflows.training import start_tuning
 
     req = TrainingRequest.from_params(request)
     tuning = start_tuning(
@@ -161,7 +163,8 @@ def prepare_and_open_study(request: dict[str, Any], *, run_id: str) -> dict:
 def tune(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], worker: int
 ) -> dict:
-    from include.mlops.training.workflow import TrainingRequest, tune_worker
+    from include.mlops.training.request import TrainingRequest
+    from include.mlops.workflows.training import tune_worker
 
     lake = LakeHook().get_lake()
     return tune_worker(
@@ -174,8 +177,9 @@ def evaluate(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], *, run_id: str
 ) -> dict:
     from include.mlops.evaluation.gates import ModelGateError
-    from include.mlops.training.workflow import TrainingRequest, evaluate_candidate
+    from include.mlops.training.request import TrainingRequest
     from include.mlops.tuning.worker import TuningFailedError
+    from include.mlops.workflows.training import evaluate_candidate
 
     lake = LakeHook().get_lake()
     try:
@@ -193,7 +197,8 @@ def register(
     tuning: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict:
-    from include.mlops.training.workflow import TrainingRequest, register_version
+    from include.mlops.training.request import TrainingRequest
+    from include.mlops.workflows.training import register_version
 
     lake = LakeHook().get_lake()
     return register_version(

@@ -1,7 +1,10 @@
 """The steps of ``train_model`` as plain functions: no Airflow here.
 
-Each step takes the lake, an MLflow client and small JSON-able dicts (what XCom
-carries between tasks) and returns one. Order::
+Orchestration, one layer above the primitives it calls (quality gate, split, tuning
+study and workers, fit, evaluation, registry, tracking): those never import this
+module, so the packages below it form no cycle. Each step takes the lake, an MLflow
+client and small JSON-able dicts (what XCom carries between tasks) and returns one.
+Order::
 
     TrainingRequest.from_params → prepare_training_data → start_tuning
       → tune_worker (× max_parallel_trials, one shared Optuna study)
@@ -16,29 +19,23 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.mlops.etl.naming import safe_run_id
 from include.mlops.jsonable import jsonable
-from include.mlops.vocabulary import (
-    ALGORITHM_NAMES,
-    APPROVAL_MODES,
-    AUTO,
-    CLASSIFICATION_METRICS,
-    NAME_PATTERN,
-    NAME_RE,
-    OBJECTIVE_METRICS,
-    PROBLEM_TYPE_CHOICES,
-    REGRESSION_METRICS,
-    TUNING_STRATEGIES,
+from include.mlops.training.data import (
+    LEAKAGE_AUC,
+    excluded_columns,
+    leakage_scores,
+    load_curated,
 )
+from include.mlops.training.request import TrainingRequest, TrainingRequestError
+from include.mlops.vocabulary import AUTO
 
 if TYPE_CHECKING:
     import mlflow
@@ -51,213 +48,6 @@ Log = Callable[[str], Any]
 
 #: Fewer rows than this and a held-out test split means little.
 MIN_TRAINING_ROWS = 200
-#: A single feature that alone separates the target this well is a leak, not a signal.
-LEAKAGE_AUC = 0.99
-
-
-class TrainingRequestError(ValueError):
-    """The training parameters are inconsistent; the message lists every problem."""
-
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    """What a ``train_model`` run is asked to do (the DAG's params, validated).
-
-    Stored with every registered version as its training spec, so a scheduled or
-    drift-triggered run can retrain the champion the same way on newer data.
-    """
-
-    dataset: str
-    target: str
-    model_name: str
-    problem_type: str = "auto"
-    algorithms: tuple[str, ...] = ("xgboost", "logistic_regression")
-    tuning_strategy: str = "bayesian"
-    max_trials: int = 20
-    max_parallel_trials: int = 2
-    objective_metric: str = "roc_auc"
-    min_objective: float | None = None
-    approval: str = "manual"
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 42
-    time_column: str | None = None
-    timeout_minutes: float = 60.0
-    champion_tolerance: float = 0.01
-    fixed_params: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> TrainingRequest:
-        """Validate DAG params (or a stored spec) into a request.
-
-        Raises:
-            TrainingRequestError: Listing every inconsistent field by name.
-        """
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in params.items() if k in known}
-        for key in ("time_column",):
-            values[key] = values.get(key) or None
-        if values.get("min_objective") in ("", None):
-            values["min_objective"] = None
-        if "algorithms" in values:
-            values["algorithms"] = tuple(values["algorithms"] or ())
-        if "split" in values:
-            values["split"] = tuple(float(x) for x in values["split"])
-        try:
-            request = cls(**values)
-        except TypeError as exc:
-            raise TrainingRequestError(f"training parameters: {exc}") from exc
-        problems = request.problems()
-        if problems:
-            raise TrainingRequestError("invalid training parameters: " + "; ".join(problems))
-        return request
-
-    def problems(self) -> list[str]:
-        """Every inconsistency, each naming its field (empty when valid)."""
-        out = []
-        for name in ("dataset", "model_name"):
-            if not NAME_RE.match(getattr(self, name) or ""):
-                out.append(f"{name} {getattr(self, name)!r} must match {NAME_PATTERN}")
-        if not self.target:
-            out.append("target is required")
-        if self.problem_type not in PROBLEM_TYPE_CHOICES:
-            out.append(f"problem_type {self.problem_type!r} is not one of {PROBLEM_TYPE_CHOICES}")
-        if self.tuning_strategy not in TUNING_STRATEGIES:
-            out.append(
-                f"tuning_strategy {self.tuning_strategy!r} is not one of {TUNING_STRATEGIES}"
-            )
-        unknown = [a for a in self.algorithms if a not in ALGORITHM_NAMES]
-        if not self.algorithms or unknown:
-            out.append(
-                f"algorithms {list(self.algorithms)} must be a non-empty list from {ALGORITHM_NAMES}"
-            )
-        metric = self.objective_metric
-        if metric not in OBJECTIVE_METRICS:
-            out.append(f"objective_metric {metric!r} is unknown")
-        if self.problem_type == "regression":
-            if metric in CLASSIFICATION_METRICS:
-                out.append(f"objective_metric {metric!r} is a classification metric")
-            wrong = [a for a in self.algorithms if a == "logistic_regression"]
-            if wrong:
-                out.append("algorithms: logistic_regression cannot do regression")
-        if self.problem_type in ("binary", "multiclass"):
-            if metric in REGRESSION_METRICS:
-                out.append(f"objective_metric {metric!r} is a regression metric")
-            wrong = [a for a in self.algorithms if a in ("ridge", "linear_regression")]
-            if wrong:
-                out.append(f"algorithms: {wrong} cannot do classification")
-        if not 1 <= self.max_trials <= 1000:
-            out.append("max_trials must be between 1 and 1000")
-        if not 1 <= self.max_parallel_trials <= 64:
-            out.append("max_parallel_trials must be between 1 and 64")
-        if self.approval not in APPROVAL_MODES:
-            out.append(f"approval {self.approval!r} is not manual or auto")
-        if (
-            len(self.split) != 3
-            or any(x <= 0 for x in self.split)
-            or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6)
-        ):
-            out.append(f"split {list(self.split)} must be three positive shares summing to 1")
-        if self.timeout_minutes <= 0:
-            out.append("timeout_minutes must be positive")
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (the stored training spec)."""
-        data = asdict(self)
-        data["algorithms"] = list(self.algorithms)
-        data["split"] = list(self.split)
-        data["fixed_params"] = dict(self.fixed_params)
-        return data
-
-    def algorithms_for(self, problem_type: str) -> tuple[str, ...]:
-        """The requested algorithms that can solve ``problem_type``."""
-        from include.mlops.training.algorithms import get_algorithm
-
-        return tuple(a for a in self.algorithms if problem_type in get_algorithm(a).problem_types)
-
-    def objective_for(self, problem_type: str) -> str:
-        """The objective, defaulting sensibly when ``auto`` met a mismatching metric."""
-        if problem_type == "regression" and self.objective_metric in CLASSIFICATION_METRICS:
-            return "rmse"
-        if problem_type != "regression" and self.objective_metric in REGRESSION_METRICS:
-            return "roc_auc" if problem_type == "binary" else "f1"
-        return self.objective_metric
-
-
-# -- data --------------------------------------------------------------------------
-def load_curated(lake: Lake, dataset: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Every curated partition of a dataset and its catalog entry (the snapshot)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from include.mlops.etl.catalog import curated_paths, load_catalog
-
-    catalog = load_catalog(lake, dataset)
-    if not catalog or not catalog.get("partitions"):
-        raise FileNotFoundError(
-            f"dataset {dataset!r} has no curated partitions (catalog {lake.uri(f'catalog/{dataset}/schema.json')}); "
-            "ingest it with lake_ingest first"
-        )
-    paths = curated_paths(lake, dataset)
-    tables = [pq.read_table(p, filesystem=lake.fs) for p in paths]
-    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-    return table.to_pandas(), catalog
-
-
-def excluded_columns(catalog: Mapping[str, Any], target: str) -> list[str]:
-    """Columns never used as features: PII and keys (the target is handled separately)."""
-    schema = catalog.get("schema") or {}
-    out = [c["name"] for c in schema.get("columns", []) if c.get("pii")]
-    out += [k for k in schema.get("key", []) if k != target]
-    return out
-
-
-def leakage_scores(
-    df: pd.DataFrame, *, target: str, features: Sequence[str], seed: int = 0
-) -> dict[str, float]:
-    """Single-feature ROC-AUC of each feature against the target (classification).
-
-    Numeric and date features are scored as they are; categorical ones through their
-    per-category target rate, computed out of fold (5 folds) so that a near-unique
-    column cannot "predict" the labels it was encoded from. ``max(auc, 1 - auc)``, so
-    a feature predicting the negative class counts too. Multiclass targets are scored
-    one-vs-rest on the most frequent class.
-    """
-    import numpy as np
-    import pandas as pd
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import KFold
-
-    y_raw = df[target]
-    positive = (
-        y_raw.value_counts().index[0]
-        if y_raw.nunique() > 2
-        else sorted(y_raw.dropna().unique())[-1]
-    )
-    y = pd.Series((y_raw == positive).to_numpy(dtype=float), index=df.index)
-    if y.nunique() < 2:
-        return {}
-    folds = list(KFold(n_splits=5, shuffle=True, random_state=seed).split(df))
-    scores: dict[str, float] = {}
-    for name in features:
-        col = df[name]
-        if pd.api.types.is_datetime64_any_dtype(col):
-            col = col.astype("int64").where(col.notna())
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            as_float = col.astype("float64")
-            values = as_float.fillna(as_float.median()).to_numpy()
-        else:
-            codes = col.astype("string").fillna("__missing__")
-            values = np.full(len(df), y.mean())
-            for train_idx, test_idx in folds:
-                rates = y.iloc[train_idx].groupby(codes.iloc[train_idx].to_numpy()).mean()
-                mapped = codes.iloc[test_idx].map(rates).astype("float64")
-                values[test_idx] = mapped.fillna(y.iloc[train_idx].mean()).to_numpy()
-        if np.nanstd(values) == 0:
-            continue
-        auc = float(roc_auc_score(y, values))
-        scores[name] = round(max(auc, 1 - auc), 4)
-    return scores
 
 
 def prepare_training_data(
