@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.mlops.airflow.hooks import LakeHook
+
+if TYPE_CHECKING:
+    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.request import TrainingRequest
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +120,13 @@ def _claim_retraining(client: Any, model_name: str, *, dag_run: Any, ti: Any) ->
         client.set_registered_model_tag(model_name, RETRAIN_RUN_TAG, run_id)
 
 
-def prepare(request: dict[str, Any], *, run_id: str) -> dict:
+def prepare(request: TrainingRequest, *, run_id: str) -> PreparedData:
     from include.mlops.quality.gate import DataQualityError
-    from include.mlops.training.request import TrainingRequest
     from include.mlops.workflows.training import prepare_training_data
 
     lake = LakeHook().get_lake()
     try:
-        return prepare_training_data(
-            lake, TrainingRequest.from_params(request), run_id=run_id, log=_say
-        )
+        return prepare_training_data(lake, request, run_id=run_id, log=_say)
     except DataQualityError as exc:
         raise AirflowFailException(str(exc)) from exc
     except FileNotFoundError as exc:
@@ -140,55 +141,61 @@ def optuna_storage() -> str:
     return storage_url_from_env(default=f"sqlite:///{home}/optuna.db")
 
 
-def begin_tuning(request: dict[str, Any], prepared: dict[str, Any], *, run_id: str) -> dict:
-    from include.mlops.training.request import TrainingRequest
+def begin_tuning(request: TrainingRequest, prepared: PreparedData, *, run_id: str) -> TuningHandle:
     from include.mlops.workflows.training import start_tuning
 
-    req = TrainingRequest.from_params(request)
     tuning = start_tuning(
-        mlflow_client(), req, prepared, run_id=run_id, storage_url=optuna_storage(),
-        artifact_location=artifact_location(req.model_name),
+        mlflow_client(), request, prepared, run_id=run_id, storage_url=optuna_storage(),
+        artifact_location=artifact_location(request.model_name),
     )  # fmt: skip
-    log.info("study %s (%s), %d worker(s), up to %d trials", tuning["study_name"],
-             req.tuning_strategy, req.max_parallel_trials, req.max_trials)  # fmt: skip
+    log.info("study %s (%s), %d worker(s), up to %d trials", tuning.study_name,
+             request.tuning_strategy, request.max_parallel_trials, request.max_trials)  # fmt: skip
     return tuning
 
 
 def prepare_and_open_study(request: dict[str, Any], *, run_id: str) -> dict:
     """The data gate and split, then the shared study and tuning run: ``prepared``, ``tuning``."""
-    prepared = prepare(request, run_id=run_id)
-    return {"prepared": prepared, "tuning": begin_tuning(request, prepared, run_id=run_id)}
+    from include.mlops.training.request import TrainingRequest
+
+    req = TrainingRequest.from_params(request)
+    prepared = prepare(req, run_id=run_id)
+    tuning = begin_tuning(req, prepared, run_id=run_id)
+    return {"prepared": prepared.to_dict(), "tuning": tuning.to_dict()}
 
 
 def tune(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], worker: int
 ) -> dict:
+    from include.mlops.training.handoffs import PreparedData, TuningHandle
     from include.mlops.training.request import TrainingRequest
     from include.mlops.workflows.training import tune_worker
 
     lake = LakeHook().get_lake()
     return tune_worker(
-        lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning,
-        worker=worker, log=_say,
-    )  # fmt: skip
+        lake, mlflow_client(), TrainingRequest.from_params(request),
+        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), worker=worker, log=_say,
+    ).to_dict()  # fmt: skip
 
 
 def evaluate(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], *, run_id: str
 ) -> dict:
     from include.mlops.evaluation.gates import ModelGateError
+    from include.mlops.training.handoffs import PreparedData, TuningHandle
     from include.mlops.training.request import TrainingRequest
     from include.mlops.tuning.worker import TuningFailedError
     from include.mlops.workflows.training import evaluate_candidate
 
     lake = LakeHook().get_lake()
     try:
-        return evaluate_candidate(
-            lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning,
-            run_id=run_id, log=_say,
+        evaluation = evaluate_candidate(
+            lake, mlflow_client(), TrainingRequest.from_params(request),
+            PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), run_id=run_id,
+            log=_say,
         )  # fmt: skip
     except (ModelGateError, TuningFailedError) as exc:
         raise AirflowFailException(str(exc)) from exc
+    return evaluation.to_dict()
 
 
 def register(
@@ -197,14 +204,16 @@ def register(
     tuning: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict:
+    from include.mlops.training.handoffs import CandidateEvaluation, PreparedData, TuningHandle
     from include.mlops.training.request import TrainingRequest
     from include.mlops.workflows.training import register_version
 
     lake = LakeHook().get_lake()
     return register_version(
-        lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning, evaluation,
-        log=_say,
-    )  # fmt: skip
+        lake, mlflow_client(), TrainingRequest.from_params(request),
+        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning),
+        CandidateEvaluation.from_dict(evaluation), log=_say,
+    ).to_dict()  # fmt: skip
 
 
 def approve(
@@ -213,19 +222,17 @@ def approve(
     """Tag the version Approved and announce it (deploy schedules on the event)."""
     from include.mlops.airflow.assets import model_approved
     from include.mlops.registry import approve_version
+    from include.mlops.training.handoffs import RegisteredVersion
 
+    version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
     approve_version(
-        mlflow_client(),
-        registered["model_name"],
-        registered["version"],
-        actor=actor,
-        comment=comment,
+        mlflow_client(), version.model_name, version.version, actor=actor, comment=comment
     )
-    extra = {"model_name": registered["model_name"], "version": registered["version"],
-             "run_id": registered["run_id"], "approved_by": actor}  # fmt: skip
+    extra = {"model_name": version.model_name, "version": version.version,
+             "run_id": version.run_id, "approved_by": actor}  # fmt: skip
     outlet_events[model_approved].extra = extra
-    log.info("%s v%s Approved by %s", registered["model_name"], registered["version"], actor)
+    log.info("%s v%s Approved by %s", version.model_name, version.version, actor)
     return extra
 
 
@@ -234,25 +241,17 @@ def reject_if_rejected(
 ) -> dict:
     """Tag Rejected when the approver chose Reject; otherwise nothing to do."""
     from include.mlops.registry import reject_version
+    from include.mlops.training.handoffs import RegisteredVersion
 
     if not registered or (decision or {}).get("option") != "Reject":
         raise AirflowSkipException("no rejection to record")
+    version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
     reject_version(
-        mlflow_client(),
-        registered["model_name"],
-        registered["version"],
-        actor=actor,
-        comment=comment,
+        mlflow_client(), version.model_name, version.version, actor=actor, comment=comment
     )
-    log.info(
-        "%s v%s Rejected by %s: %s", registered["model_name"], registered["version"], actor, comment
-    )
-    return {
-        "model_name": registered["model_name"],
-        "version": registered["version"],
-        "rejected_by": actor,
-    }
+    log.info("%s v%s Rejected by %s: %s", version.model_name, version.version, actor, comment)
+    return {"model_name": version.model_name, "version": version.version, "rejected_by": actor}
 
 
 def _decided_by(decision: dict[str, Any] | None) -> tuple[str, str | None]:
@@ -264,14 +263,12 @@ def _decided_by(decision: dict[str, Any] | None) -> tuple[str, str | None]:
 def outcome(registered: dict[str, Any] | None) -> dict:
     """Log and return the registered version's final approval status."""
     from include.mlops.registry import get_version
+    from include.mlops.training.handoffs import RegisteredVersion
 
     if not registered:
         raise AirflowSkipException("nothing was registered in this run")
-    info = get_version(mlflow_client(), registered["model_name"], registered["version"])
-    log.info("%s v%s is %s; report %s", registered["model_name"], registered["version"],
-             info.status, registered["report_uri"])  # fmt: skip
-    return {
-        "model_name": registered["model_name"],
-        "version": registered["version"],
-        "status": info.status,
-    }
+    version = RegisteredVersion.from_dict(registered)
+    info = get_version(mlflow_client(), version.model_name, version.version)
+    log.info("%s v%s is %s; report %s", version.model_name, version.version, info.status,
+             version.report_uri)  # fmt: skip
+    return {"model_name": version.model_name, "version": version.version, "status": info.status}

@@ -3,8 +3,8 @@
 Orchestration, one layer above the primitives it calls (quality gate, split, tuning
 study and workers, fit, evaluation, registry, tracking): those never import this
 module, so the packages below it form no cycle. Each step takes the lake, an MLflow
-client and small JSON-able dicts (what XCom carries between tasks) and returns one.
-Order::
+client, the request and the typed hand-offs of the steps before it
+(:mod:`include.mlops.training.handoffs`, XComs as small dicts) and returns one. Order::
 
     TrainingRequest.from_params → prepare_training_data → start_tuning
       → tune_worker (× max_parallel_trials, one shared Optuna study)
@@ -34,6 +34,13 @@ from include.mlops.training.data import (
     leakage_scores,
     load_curated,
 )
+from include.mlops.training.handoffs import (
+    CandidateEvaluation,
+    PreparedData,
+    RegisteredVersion,
+    TuningHandle,
+    WorkerResult,
+)
 from include.mlops.training.request import TrainingRequest, TrainingRequestError
 from include.mlops.vocabulary import AUTO
 
@@ -52,7 +59,7 @@ MIN_TRAINING_ROWS = 200
 
 def prepare_training_data(
     lake: Lake, request: TrainingRequest, *, run_id: str, log: Log = log.info
-) -> dict[str, Any]:
+) -> PreparedData:
     """Gate the training snapshot, infer the problem type, split, write the features.
 
     Gate (Great Expectations, report in ``reports/quality/<dataset>/<run>/``): the target
@@ -61,8 +68,7 @@ def prepare_training_data(
     :data:`LEAKAGE_AUC` is a leak and stops the run.
 
     Returns:
-        ``snapshot_id``, ``problem_type``, ``features_prefix``, ``rows``, ``splits``
-        (row counts), ``class_balance``, ``exclude``, ``quality_report``, ``leakage``.
+        The snapshot, the problem type and where its split is.
 
     Raises:
         DataQualityError: A blocking check failed.
@@ -128,18 +134,18 @@ def prepare_training_data(
     prefix = f"features/{request.model_name}/{snapshot[:16]}"
     splits.write(lake, prefix)
     log(f"split {splits.sizes()} written to {lake.uri(prefix)}/ ({problem_type})")
-    return {
-        "snapshot_id": snapshot,
-        "problem_type": problem_type,
-        "features_prefix": prefix,
-        "rows": len(df),
-        "splits": splits.sizes(),
-        "class_balance": balance,
-        "exclude": exclude,
-        "quality_report": quality.docs_uri,
-        "quality_score": quality.score,
-        "leakage": leakage,
-    }
+    return PreparedData(
+        snapshot_id=snapshot,
+        problem_type=problem_type,
+        features_prefix=prefix,
+        rows=len(df),
+        splits=splits.sizes(),
+        class_balance=balance,
+        exclude=exclude,
+        quality_report=quality.docs_uri,
+        quality_score=quality.score,
+        leakage=leakage,
+    )
 
 
 # -- tuning --------------------------------------------------------------------------
@@ -173,22 +179,17 @@ def experiment_name(model_name: str) -> str:
 def start_tuning(
     client: mlflow.MlflowClient,
     request: TrainingRequest,
-    prepared: Mapping[str, Any],
+    prepared: PreparedData,
     *,
     run_id: str,
     storage_url: str,
     artifact_location: str | None = None,
-) -> dict[str, Any]:
-    """Create the shared study and the MLflow tuning run trials hang under.
-
-    Returns:
-        ``study_name``, ``storage_url``, ``experiment_id``, ``parent_run_id``,
-        ``deadline`` (epoch seconds) and the tuning ``spec``.
-    """
+) -> TuningHandle:
+    """Create the shared study and the MLflow tuning run trials hang under."""
     from include.mlops.tracking.mlflow_runs import ensure_experiment, start_parent_run
     from include.mlops.tuning.study import create_or_load_study
 
-    spec = tuning_spec(request, prepared["problem_type"])
+    spec = tuning_spec(request, prepared.problem_type)
     study_name = f"{request.model_name}-{safe_run_id(run_id)}"
     create_or_load_study(storage_url, study_name, spec)
     experiment_id = ensure_experiment(
@@ -199,53 +200,53 @@ def start_tuning(
         experiment_id,
         run_name=f"tune-{request.model_name}-{safe_run_id(run_id)}",
         tags={"airflow_run_id": run_id, "optuna_study": study_name, "dataset": request.dataset,
-              "data_snapshot": prepared["snapshot_id"]},
+              "data_snapshot": prepared.snapshot_id},
         params={**spec.to_dict(), "target": request.target, "dataset": request.dataset},
     )  # fmt: skip
-    return {
-        "study_name": study_name,
-        "storage_url": storage_url,
-        "experiment_id": experiment_id,
-        "parent_run_id": parent,
-        "deadline": time.time() + 60 * request.timeout_minutes,
-        "spec": spec.to_dict(),
-    }
+    return TuningHandle(
+        study_name=study_name,
+        storage_url=storage_url,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        deadline=time.time() + 60 * request.timeout_minutes,
+        spec=spec.to_dict(),
+    )
 
 
 def tune_worker(
     lake: Lake,
     client: mlflow.MlflowClient,
     request: TrainingRequest,
-    prepared: Mapping[str, Any],
-    tuning: Mapping[str, Any],
+    prepared: PreparedData,
+    tuning: TuningHandle,
     *,
     worker: int,
     log: Log = log.info,
-) -> dict[str, Any]:
+) -> WorkerResult:
     """One parallel worker: draw trials from the shared study until its budget is spent."""
     from include.mlops.features.split import Splits
     from include.mlops.tracking.mlflow_runs import BackgroundTrialLogger, TrialTracker
     from include.mlops.tuning.study import TuningSpec, create_or_load_study
     from include.mlops.tuning.worker import run_trials
 
-    spec = TuningSpec.from_dict(tuning["spec"])
-    study = create_or_load_study(tuning["storage_url"], tuning["study_name"], spec, worker=worker)
-    splits = Splits.read(lake, prepared["features_prefix"])
+    spec = TuningSpec.from_dict(tuning.spec)
+    study = create_or_load_study(tuning.storage_url, tuning.study_name, spec, worker=worker)
+    splits = Splits.read(lake, prepared.features_prefix)
     tracker = TrialTracker.connect(
-        client, experiment_id=tuning["experiment_id"], parent_run_id=tuning["parent_run_id"],
-        tags={"optuna_study": tuning["study_name"]},
+        client, experiment_id=tuning.experiment_id, parent_run_id=tuning.parent_run_id,
+        tags={"optuna_study": tuning.study_name},
     )  # fmt: skip
     # Trials are logged to MLflow from a background thread while the next one computes.
     with BackgroundTrialLogger(tracker, log=log) as background:
         outcomes = run_trials(
-            study, spec=spec, splits=splits, target=request.target, exclude=prepared["exclude"],
-            deadline=tuning["deadline"], tracker=background, log=log, worker=worker,
+            study, spec=spec, splits=splits, target=request.target, exclude=prepared.exclude,
+            deadline=tuning.deadline, tracker=background, log=log, worker=worker,
         )  # fmt: skip
-    return {
-        "worker": worker,
-        "trials": len(outcomes),
-        "compute_seconds": round(sum(o.seconds for o in outcomes), 3),
-    }
+    return WorkerResult(
+        worker=worker,
+        trials=len(outcomes),
+        compute_seconds=round(sum(o.seconds for o in outcomes), 3),
+    )
 
 
 # -- evaluation and registration ----------------------------------------------------
@@ -258,12 +259,12 @@ def evaluate_candidate(
     lake: Lake,
     client: mlflow.MlflowClient,
     request: TrainingRequest,
-    prepared: Mapping[str, Any],
-    tuning: Mapping[str, Any],
+    prepared: PreparedData,
+    tuning: TuningHandle,
     *,
     run_id: str,
     log: Log = log.info,
-) -> dict[str, Any]:
+) -> CandidateEvaluation:
     """Refit the best trial, evaluate it beside the baseline and the champion, gate it.
 
     The champion is re-scored on *this* run's test split, so the comparison is like for
@@ -285,20 +286,20 @@ def evaluate_candidate(
     from include.mlops.tuning.study import TuningSpec, create_or_load_study
     from include.mlops.tuning.worker import best_trial, study_summary
 
-    spec = TuningSpec.from_dict(tuning["spec"])
-    study = create_or_load_study(tuning["storage_url"], tuning["study_name"], spec)
+    spec = TuningSpec.from_dict(tuning.spec)
+    study = create_or_load_study(tuning.storage_url, tuning.study_name, spec)
     best = best_trial(study)
     summary = study_summary(study)
     log(f"tuning done: {summary['trials']} trials {summary['states']}; best #{best['number']} "
         f"{best['algorithm']} {spec.objective}={best['value']:.4f}")  # fmt: skip
-    _close_tuning_run(client, tuning["parent_run_id"], spec.objective, best, summary)
-    splits = Splits.read(lake, prepared["features_prefix"])
-    problem_type = prepared["problem_type"]
-    fit = dict(
+    _close_tuning_run(client, tuning.parent_run_id, spec.objective, best, summary)
+    splits = Splits.read(lake, prepared.features_prefix)
+    problem_type = prepared.problem_type
+    fit: dict[str, Any] = dict(
         target=request.target,
         problem_type=problem_type,
         seed=request.seed,
-        exclude=prepared["exclude"],
+        exclude=prepared.exclude,
     )
     candidate = fit_candidate(
         best["algorithm"], best["params"], splits, objective=spec.objective, **fit
@@ -327,7 +328,7 @@ def evaluate_candidate(
     )  # fmt: skip
     written = write_evaluation_report(
         lake, report, model_name=request.model_name, version=f"candidate-{safe_run_id(run_id)}",
-        data_snapshot=prepared["snapshot_id"], dataset=request.dataset,
+        data_snapshot=prepared.snapshot_id, dataset=request.dataset,
         training_spec=request.to_dict(),
     )  # fmt: skip
     log(f"evaluation report {written['model_card_uri']}: {decision.summary()}")
@@ -337,24 +338,24 @@ def evaluate_candidate(
     joblib.dump(candidate.pipeline, buffer)
     key = candidate_key(request.model_name, run_id)
     lake.write_bytes(key, buffer.getvalue())
-    return {
-        "candidate_key": key,
-        "algorithm": best["algorithm"],
-        "params": best["params"],
-        "objective": spec.objective,
-        "metrics": jsonable(report.metrics),
-        "baseline_metrics": jsonable(report.baseline_metrics),
-        "champion": (
+    return CandidateEvaluation(
+        candidate_key=key,
+        algorithm=best["algorithm"],
+        params=best["params"],
+        objective=spec.objective,
+        metrics=jsonable(report.metrics),
+        baseline_metrics=jsonable(report.baseline_metrics),
+        champion=(
             {"version": champion_info.version, "metrics": jsonable(champion_metrics or {})}
             if champion_info is not None
             else None
         ),
-        "decision": decision.to_dict(),
-        "report_prefix": written["prefix"],
-        "report_uri": written["model_card_uri"],
-        "threshold": report.threshold,
-        "tuning": summary,
-    }
+        decision=decision.to_dict(),
+        report_prefix=written["prefix"],
+        report_uri=written["model_card_uri"],
+        threshold=report.threshold,
+        tuning=summary,
+    )
 
 
 def _close_tuning_run(
@@ -380,17 +381,17 @@ def register_version(
     lake: Lake,
     client: mlflow.MlflowClient,
     request: TrainingRequest,
-    prepared: Mapping[str, Any],
-    tuning: Mapping[str, Any],
-    evaluation: Mapping[str, Any],
+    prepared: PreparedData,
+    tuning: TuningHandle,
+    evaluation: CandidateEvaluation,
     *,
     log: Log = log.info,
-) -> dict[str, Any]:
+) -> RegisteredVersion:
     """Register the evaluated candidate as ``PendingManualApproval`` with its evidence.
 
     Returns:
-        ``model_name``, ``version``, ``run_id``, ``sha256``, ``report_uri`` and
-        ``approval_body`` (markdown: the candidate's metrics beside the champion's).
+        The new version, with the approval text (the candidate's metrics beside the
+        champion's).
     """
     import joblib
 
@@ -399,69 +400,69 @@ def register_version(
     from include.mlops.features.split import Splits
     from include.mlops.registry import register_candidate
 
-    pipeline = joblib.load(io.BytesIO(lake.read_bytes(evaluation["candidate_key"])))
-    splits = Splits.read(lake, prepared["features_prefix"])
+    pipeline = joblib.load(io.BytesIO(lake.read_bytes(evaluation.candidate_key)))
+    splits = Splits.read(lake, prepared.features_prefix)
     columns = input_columns(pipeline)
     train = splits.train
-    predictions = _scores(pipeline, train[columns], prepared["problem_type"])
+    predictions = _scores(pipeline, train[columns], prepared.problem_type)
     baseline = compute_drift_baseline(
         train, features=columns, target=request.target, predictions=predictions
     )
     report_files = {
-        key[len(evaluation["report_prefix"]) + 1 :]: lake.read_bytes(key)
-        for key in lake.list_files(evaluation["report_prefix"] + "/")
+        key[len(evaluation.report_prefix) + 1 :]: lake.read_bytes(key)
+        for key in lake.list_files(evaluation.report_prefix + "/")
     }
-    spec = {**request.to_dict(), "problem_type": prepared["problem_type"],
-            "algorithm": evaluation["algorithm"], "params": evaluation["params"],
-            "threshold": evaluation["threshold"]}  # fmt: skip
-    objective = evaluation["objective"]
+    spec = {**request.to_dict(), "problem_type": prepared.problem_type,
+            "algorithm": evaluation.algorithm, "params": evaluation.params,
+            "threshold": evaluation.threshold}  # fmt: skip
+    objective = evaluation.objective
     registered = register_candidate(
         client,
         model_name=request.model_name,
-        run_id=tuning["parent_run_id"],
+        run_id=tuning.parent_run_id,
         pipeline=pipeline,
         input_example=splits.test[columns].head(5),
-        metrics=evaluation["metrics"],
-        baseline_metrics=evaluation["baseline_metrics"],
+        metrics=evaluation.metrics,
+        baseline_metrics=evaluation.baseline_metrics,
         evaluation_dir_or_files=report_files,
         drift_baseline=baseline,
         training_spec=spec,
         dataset=request.dataset,
-        data_snapshot=prepared["snapshot_id"],
+        data_snapshot=prepared.snapshot_id,
         git_sha=git_sha(),
         objective=objective,
-        objective_value=float(evaluation["metrics"][objective]),
-        evaluation_report_uri=evaluation["report_uri"],
+        objective_value=float(evaluation.metrics[objective]),
+        evaluation_report_uri=evaluation.report_uri,
     )
     # The report under the version's own prefix: reports/evaluation/<model>/<version>/.
     # The report was written before registration under a candidate label; the copy
     # under the version names the version (the plots are unchanged).
     version_prefix = f"reports/evaluation/{request.model_name}/{registered.version}"
-    label = evaluation["report_prefix"].rsplit("/", 1)[-1].encode()
+    label = evaluation.report_prefix.rsplit("/", 1)[-1].encode()
     for name, data in report_files.items():
         if name.endswith((".html", ".md", ".json")):
             data = data.replace(label, str(registered.version).encode())
         lake.write_bytes(f"{version_prefix}/{name}", data)
-    report_uri = evaluation["report_uri"].replace(evaluation["report_prefix"], version_prefix)
+    report_uri = evaluation.report_uri.replace(evaluation.report_prefix, version_prefix)
     log(
         f"registered {request.model_name} v{registered.version} (PendingManualApproval), sha256 {registered.sha256[:12]}"
     )
-    return {
-        "model_name": request.model_name,
-        "version": str(registered.version),
-        "run_id": registered.run_id,
-        "sha256": registered.sha256,
-        "report_uri": report_uri,
-        "approval_body": approval_body(request, evaluation, str(registered.version), report_uri),
-    }
+    return RegisteredVersion(
+        model_name=request.model_name,
+        version=str(registered.version),
+        run_id=registered.run_id,
+        sha256=registered.sha256,
+        report_uri=report_uri,
+        approval_body=approval_body(request, evaluation, str(registered.version), report_uri),
+    )
 
 
 def approval_body(
-    request: TrainingRequest, evaluation: Mapping[str, Any], version: str, report_uri: str
+    request: TrainingRequest, evaluation: CandidateEvaluation, version: str, report_uri: str
 ) -> str:
     """Markdown for the approver: the candidate beside the champion and the baseline."""
-    champion = evaluation.get("champion")
-    metrics = evaluation["metrics"]
+    champion = evaluation.champion
+    metrics = evaluation.metrics
     names = [m for m in ("roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "log_loss",
                          "rmse", "mae", "r2") if isinstance(metrics.get(m), int | float)]  # fmt: skip
     head = "| metric | candidate | baseline |" + (
@@ -470,18 +471,18 @@ def approval_body(
     rule = "|---|---|---|" + ("---|" if champion else "")
     rows = []
     for m in names:
-        objective = " (objective)" if m == evaluation["objective"] else ""
-        row = f"| {m}{objective} | {metrics[m]:.4f} | {_cell(evaluation['baseline_metrics'].get(m))} |"
+        objective = " (objective)" if m == evaluation.objective else ""
+        row = f"| {m}{objective} | {metrics[m]:.4f} | {_cell(evaluation.baseline_metrics.get(m))} |"
         if champion:
             row += f" {_cell(champion['metrics'].get(m))} |"
         rows.append(row)
     return "\n".join([
-        f"**{request.model_name} v{version}** — {evaluation['algorithm']} on `{request.dataset}`, "
+        f"**{request.model_name} v{version}** — {evaluation.algorithm} on `{request.dataset}`, "
         f"held-out test split.",
         "",
         head, rule, *rows,
         "",
-        f"Gates: {evaluation['decision'].get('summary') or 'all passed'}.",
+        f"Gates: {evaluation.decision.get('summary') or 'all passed'}.",
         f"Evaluation report and model card: {report_uri}",
     ])  # fmt: skip
 
