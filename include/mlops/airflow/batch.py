@@ -19,10 +19,6 @@ from include.mlops.airflow.training import mlflow_client
 log = logging.getLogger(__name__)
 
 
-def _say(line: str) -> None:
-    log.info("%s", line)
-
-
 def _foreseen() -> tuple[type[Exception], ...]:
     from include.mlops.batch import BatchTransformError
     from include.mlops.registry import RegistryError
@@ -64,7 +60,7 @@ def transform(plan: dict[str, Any]) -> str:
 
     lake = LakeHook().get_lake()
     try:
-        manifest = run_batch_transform(lake, mlflow_client(), BatchPlan.from_dict(plan), log=_say)
+        manifest = run_batch_transform(lake, mlflow_client(), BatchPlan.from_dict(plan))
     except _foreseen() as exc:
         raise AirflowFailException(str(exc)) from exc
     return manifest.manifest_uri

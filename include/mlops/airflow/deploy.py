@@ -13,10 +13,6 @@ from include.mlops.airflow.training import mlflow_client
 log = logging.getLogger(__name__)
 
 
-def _say(line: str) -> None:
-    log.info("%s", line)
-
-
 def resolve_request(params: dict[str, Any], *, dag_run: Any, triggering_asset_events: Any) -> dict:
     """A manual run's params; an asset run deploys the version the approval event names."""
     from include.mlops.deployment.request import DeployRequest, DeployRequestError
@@ -88,7 +84,7 @@ def roll_out(request: dict[str, Any], checked: dict[str, Any], infra: dict[str, 
     rollout = Rollout(
         client=mlflow_client(), fleet=fleet, request=DeployRequest(**request),
         version=int(checked["version"]), previous=checked["previous"],
-        payload=infra["payload"], rows=int(infra["rows"]), log=_say,
+        payload=infra["payload"], rows=int(infra["rows"]),
     )  # fmt: skip
     try:
         served = rollout.run()

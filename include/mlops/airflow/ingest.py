@@ -82,7 +82,6 @@ def stage_partition(plan: dict[str, Any], *, run_id: str) -> dict:
             run_id=run_id,
             missing_tokens=settings.missing_tokens,
             pii_salt=settings.pii_salt,
-            log=log,
         )
     except EmptySourceError as exc:
         raise AirflowSkipException(str(exc)) from exc

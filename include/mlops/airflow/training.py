@@ -17,10 +17,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _say(line: str) -> None:
-    log.info("%s", line)
-
-
 def mlflow_client() -> Any:
     """An MLflow client for the configured tracking URI, with S3 reachable for artifacts."""
     import mlflow
@@ -126,7 +122,7 @@ def prepare(request: TrainingRequest, *, run_id: str) -> PreparedData:
 
     lake = LakeHook().get_lake()
     try:
-        return prepare_training_data(lake, request, run_id=run_id, log=_say)
+        return prepare_training_data(lake, request, run_id=run_id)
     except DataQualityError as exc:
         raise AirflowFailException(str(exc)) from exc
     except FileNotFoundError as exc:
@@ -173,7 +169,7 @@ def tune(
     lake = LakeHook().get_lake()
     return tune_worker(
         lake, mlflow_client(), TrainingRequest.from_params(request),
-        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), worker=worker, log=_say,
+        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), worker=worker,
     ).to_dict()  # fmt: skip
 
 
@@ -191,7 +187,6 @@ def evaluate(
         evaluation = evaluate_candidate(
             lake, mlflow_client(), TrainingRequest.from_params(request),
             PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), run_id=run_id,
-            log=_say,
         )  # fmt: skip
     except (ModelGateError, TuningFailedError) as exc:
         raise AirflowFailException(str(exc)) from exc
@@ -212,7 +207,7 @@ def register(
     return register_version(
         lake, mlflow_client(), TrainingRequest.from_params(request),
         PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning),
-        CandidateEvaluation.from_dict(evaluation), log=_say,
+        CandidateEvaluation.from_dict(evaluation),
     ).to_dict()  # fmt: skip
 
 

@@ -22,7 +22,7 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,15 +51,12 @@ if TYPE_CHECKING:
     from include.mlops.lake import Lake
 
 log = logging.getLogger(__name__)
-Log = Callable[[str], Any]
 
 #: Fewer rows than this and a held-out test split means little.
 MIN_TRAINING_ROWS = 200
 
 
-def prepare_training_data(
-    lake: Lake, request: TrainingRequest, *, run_id: str, log: Log = log.info
-) -> PreparedData:
+def prepare_training_data(lake: Lake, request: TrainingRequest, *, run_id: str) -> PreparedData:
     """Gate the training snapshot, infer the problem type, split, write the features.
 
     Gate (Great Expectations, report in ``reports/quality/<dataset>/<run>/``): the target
@@ -79,9 +76,8 @@ def prepare_training_data(
 
     df, catalog = load_curated(lake, request.dataset)
     snapshot = str(catalog["snapshot_id"])
-    log(
-        f"training data {request.dataset}: {len(df):,} rows from {len(catalog['partitions'])} partition(s), snapshot {snapshot[:12]}"
-    )
+    log.info("training data %s: %s rows from %d partition(s), snapshot %s", request.dataset,
+             f"{len(df):,}", len(catalog["partitions"]), snapshot[:12])  # fmt: skip
     target = request.target
     exclude = excluded_columns(catalog, target)
     suite = [
@@ -113,7 +109,7 @@ def prepare_training_data(
         balance = {
             str(k): round(float(v), 4) for k, v in df[target].value_counts(normalize=True).items()
         }
-        log(f"class balance of {target!r}: {balance}")
+        log.info("class balance of %r: %s", target, balance)
         leakage = leakage_scores(df, target=target, features=features, seed=request.seed)
         leaks = {f: s for f, s in leakage.items() if s >= LEAKAGE_AUC}
         if leaks:
@@ -133,7 +129,7 @@ def prepare_training_data(
     )  # fmt: skip
     prefix = f"features/{request.model_name}/{snapshot[:16]}"
     splits.write(lake, prefix)
-    log(f"split {splits.sizes()} written to {lake.uri(prefix)}/ ({problem_type})")
+    log.info("split %s written to %s/ (%s)", splits.sizes(), lake.uri(prefix), problem_type)
     return PreparedData(
         snapshot_id=snapshot,
         problem_type=problem_type,
@@ -221,7 +217,6 @@ def tune_worker(
     tuning: TuningHandle,
     *,
     worker: int,
-    log: Log = log.info,
 ) -> WorkerResult:
     """One parallel worker: draw trials from the shared study until its budget is spent."""
     from include.mlops.features.split import Splits
@@ -237,10 +232,10 @@ def tune_worker(
         tags={"optuna_study": tuning.study_name},
     )  # fmt: skip
     # Trials are logged to MLflow from a background thread while the next one computes.
-    with BackgroundTrialLogger(tracker, log=log) as background:
+    with BackgroundTrialLogger(tracker) as background:
         outcomes = run_trials(
             study, spec=spec, splits=splits, target=request.target, exclude=prepared.exclude,
-            deadline=tuning.deadline, tracker=background, log=log, worker=worker,
+            deadline=tuning.deadline, tracker=background, worker=worker,
         )  # fmt: skip
     return WorkerResult(
         worker=worker,
@@ -263,7 +258,6 @@ def evaluate_candidate(
     tuning: TuningHandle,
     *,
     run_id: str,
-    log: Log = log.info,
 ) -> CandidateEvaluation:
     """Refit the best trial, evaluate it beside the baseline and the champion, gate it.
 
@@ -290,8 +284,8 @@ def evaluate_candidate(
     study = create_or_load_study(tuning.storage_url, tuning.study_name, spec)
     best = best_trial(study)
     summary = study_summary(study)
-    log(f"tuning done: {summary['trials']} trials {summary['states']}; best #{best['number']} "
-        f"{best['algorithm']} {spec.objective}={best['value']:.4f}")  # fmt: skip
+    log.info("tuning done: %d trials %s; best #%d %s %s=%.4f", summary["trials"], summary["states"],
+             best["number"], best["algorithm"], spec.objective, best["value"])  # fmt: skip
     _close_tuning_run(client, tuning.parent_run_id, spec.objective, best, summary)
     splits = Splits.read(lake, prepared.features_prefix)
     problem_type = prepared.problem_type
@@ -318,8 +312,8 @@ def evaluate_candidate(
             champion_pipeline, splits, target=request.target, problem_type=problem_type,
             baseline_pipeline=baseline.pipeline, seed=request.seed,
         ).metrics  # fmt: skip
-        log(f"champion v{champion_info.version} on this test split: "
-            f"{spec.objective}={champion_metrics.get(spec.objective)}")  # fmt: skip
+        log.info("champion v%s on this test split: %s=%s", champion_info.version, spec.objective,
+                 champion_metrics.get(spec.objective))  # fmt: skip
 
     decision = should_promote(
         report.metrics, baseline=report.baseline_metrics, champion=champion_metrics,
@@ -331,7 +325,7 @@ def evaluate_candidate(
         data_snapshot=prepared.snapshot_id, dataset=request.dataset,
         training_spec=request.to_dict(),
     )  # fmt: skip
-    log(f"evaluation report {written['model_card_uri']}: {decision.summary()}")
+    log.info("evaluation report %s: %s", written["model_card_uri"], decision.summary())
     raise_for_gates(decision, written["model_card_uri"])
 
     buffer = io.BytesIO()
@@ -384,8 +378,6 @@ def register_version(
     prepared: PreparedData,
     tuning: TuningHandle,
     evaluation: CandidateEvaluation,
-    *,
-    log: Log = log.info,
 ) -> RegisteredVersion:
     """Register the evaluated candidate as ``PendingManualApproval`` with its evidence.
 
@@ -444,9 +436,8 @@ def register_version(
             data = data.replace(label, str(registered.version).encode())
         lake.write_bytes(f"{version_prefix}/{name}", data)
     report_uri = evaluation.report_uri.replace(evaluation.report_prefix, version_prefix)
-    log(
-        f"registered {request.model_name} v{registered.version} (PendingManualApproval), sha256 {registered.sha256[:12]}"
-    )
+    log.info("registered %s v%s (PendingManualApproval), sha256 %s", request.model_name,
+             registered.version, registered.sha256[:12])  # fmt: skip
     return RegisteredVersion(
         model_name=request.model_name,
         version=str(registered.version),
