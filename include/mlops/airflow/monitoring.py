@@ -9,7 +9,6 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.mlops.airflow.hooks import LakeHook
-from include.mlops.airflow.training import mlflow_client
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,9 @@ def plan(params: dict[str, Any], *, window_end: datetime | None) -> list[dict]:
         from include.mlops.serving.config import read_all_endpoint_configs
 
         models = sorted(
-            n for n, c in read_all_endpoint_configs(mlflow_client()).items() if c.champion
+            n
+            for n, c in read_all_endpoint_configs(LakeHook().get_mlflow_client()).items()
+            if c.champion
         )
         if not models:
             raise AirflowSkipException("no model is deployed yet: nothing to monitor")
@@ -48,10 +49,11 @@ def monitor(job: dict[str, Any], *, run_id: str) -> dict:
     from include.mlops.tracking.mlflow_runs import log_monitoring_run
 
     planned = MonitorJob.from_dict(job)
-    client = mlflow_client()
+    hook = LakeHook()
+    client = hook.get_mlflow_client()
     try:
         result = run_monitor(
-            LakeHook().get_lake(), client, planned.model_name, window_start=planned.start,
+            hook.get_lake(), client, planned.model_name, window_start=planned.start,
             window_end=planned.end, run_id=safe_run_id(run_id),
             ground_truth=planned.ground_truth_dataset, thresholds=planned.thresholds,
         )  # fmt: skip
@@ -83,7 +85,7 @@ def alert(summary: dict[str, Any], *, cooldown_minutes: float, outlet_events: An
         raise AirflowSkipException(
             f"{summary['model_name']}: no drift, no violation beyond thresholds"
         )
-    client = mlflow_client()
+    client = LakeHook().get_mlflow_client()
     model = summary["model_name"]
     now = (now or datetime.now(UTC)).astimezone(UTC)
     last = (client.get_registered_model(model).tags or {}).get(LAST_DRIFT_EVENT_TAG)

@@ -17,32 +17,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def mlflow_client() -> Any:
-    """An MLflow client for the configured tracking URI, with S3 reachable for artifacts."""
-    import mlflow
-
-    settings = LakeHook().get_settings()
-    # Artifacts written straight to the lake (a store without an artifact proxy) use boto3.
-    if settings.s3_endpoint_url:
-        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
-    for name, value in (("AWS_ACCESS_KEY_ID", settings.aws_access_key_id),
-                        ("AWS_SECRET_ACCESS_KEY", settings.aws_secret_access_key)):  # fmt: skip
-        if value:
-            os.environ.setdefault(name, value)
-    if not settings.mlflow_tracking_uri:
-        raise AirflowFailException("MLFLOW_TRACKING_URI is not set: where should runs be tracked?")
-    return mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-
-
-def artifact_location(model_name: str) -> str | None:
-    """Experiment artifacts in the lake unless an MLflow server proxies them."""
-    settings = LakeHook().get_settings()
-    uri = settings.mlflow_tracking_uri or ""
-    if uri.startswith("http"):
-        return None  # the server decides (--artifacts-destination)
-    return f"s3://{settings.lake_bucket}/mlflow/{model_name}"
-
-
 #: Registered-model tag: the train_model run retraining this model unattended, if any.
 RETRAIN_RUN_TAG = "retrain.run_id"
 
@@ -80,7 +54,7 @@ def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: A
             model_name = extra.get("model_name", model_name)
             if "dataset" in extra and "model_name" not in extra:
                 datasets.add(extra["dataset"])
-    client = mlflow_client()
+    client = LakeHook().get_mlflow_client()
     current = champion(client, model_name)
     if current is None:
         raise AirflowSkipException(f"{model_name} has no champion yet: train it by hand first")
@@ -140,9 +114,10 @@ def optuna_storage() -> str:
 def begin_tuning(request: TrainingRequest, prepared: PreparedData, *, run_id: str) -> TuningHandle:
     from include.mlops.workflows.training import start_tuning
 
+    hook = LakeHook()
     tuning = start_tuning(
-        mlflow_client(), request, prepared, run_id=run_id, storage_url=optuna_storage(),
-        artifact_location=artifact_location(request.model_name),
+        hook.get_mlflow_client(), request, prepared, run_id=run_id, storage_url=optuna_storage(),
+        artifact_location=hook.get_mlflow_artifact_location(request.model_name),
     )  # fmt: skip
     log.info("study %s (%s), %d worker(s), up to %d trials", tuning.study_name,
              request.tuning_strategy, request.max_parallel_trials, request.max_trials)  # fmt: skip
@@ -166,9 +141,9 @@ def tune(
     from include.mlops.training.request import TrainingRequest
     from include.mlops.workflows.training import tune_worker
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
     return tune_worker(
-        lake, mlflow_client(), TrainingRequest.from_params(request),
+        hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
         PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), worker=worker,
     ).to_dict()  # fmt: skip
 
@@ -182,10 +157,10 @@ def evaluate(
     from include.mlops.tuning.worker import TuningFailedError
     from include.mlops.workflows.training import evaluate_candidate
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
     try:
         evaluation = evaluate_candidate(
-            lake, mlflow_client(), TrainingRequest.from_params(request),
+            hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
             PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), run_id=run_id,
         )  # fmt: skip
     except (ModelGateError, TuningFailedError) as exc:
@@ -203,9 +178,9 @@ def register(
     from include.mlops.training.request import TrainingRequest
     from include.mlops.workflows.training import register_version
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
     return register_version(
-        lake, mlflow_client(), TrainingRequest.from_params(request),
+        hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
         PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning),
         CandidateEvaluation.from_dict(evaluation),
     ).to_dict()  # fmt: skip
@@ -222,7 +197,11 @@ def approve(
     version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
     approve_version(
-        mlflow_client(), version.model_name, version.version, actor=actor, comment=comment
+        LakeHook().get_mlflow_client(),
+        version.model_name,
+        version.version,
+        actor=actor,
+        comment=comment,
     )
     extra = {"model_name": version.model_name, "version": version.version,
              "run_id": version.run_id, "approved_by": actor}  # fmt: skip
@@ -243,7 +222,11 @@ def reject_if_rejected(
     version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
     reject_version(
-        mlflow_client(), version.model_name, version.version, actor=actor, comment=comment
+        LakeHook().get_mlflow_client(),
+        version.model_name,
+        version.version,
+        actor=actor,
+        comment=comment,
     )
     log.info("%s v%s Rejected by %s: %s", version.model_name, version.version, actor, comment)
     return {"model_name": version.model_name, "version": version.version, "rejected_by": actor}
@@ -263,7 +246,7 @@ def outcome(registered: dict[str, Any] | None) -> dict:
     if not registered:
         raise AirflowSkipException("nothing was registered in this run")
     version = RegisteredVersion.from_dict(registered)
-    info = get_version(mlflow_client(), version.model_name, version.version)
+    info = get_version(LakeHook().get_mlflow_client(), version.model_name, version.version)
     log.info("%s v%s is %s; report %s", version.model_name, version.version, info.status,
              version.report_uri)  # fmt: skip
     return {"model_name": version.model_name, "version": version.version, "status": info.status}

@@ -106,12 +106,28 @@ def check_deployable(client: ClientOrUri, request: DeployRequest) -> dict[str, A
 
 # -- infra validation ------------------------------------------------------------------------
 def infra_validate(
-    tracking_uri: str, model_name: str, version: int, *, timeout: float = 600.0, calls: int = 20
+    tracking_uri: str,
+    model_name: str,
+    version: int,
+    *,
+    timeout: float = 600.0,
+    calls: int = 20,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Load the version in a separate process and score its stored input example.
 
     A clean interpreter, as a replica has: a model that needs a missing package, fails
     to unpickle or raises on its own example fails here, before the endpoint is touched.
+
+    Args:
+        tracking_uri: The registry the child loads the version from.
+        model_name: Registered model.
+        version: The version.
+        timeout: Seconds before the child is given up on.
+        calls: How often the example is scored.
+        env: Variables the child needs beyond this process's environment (the lake's S3
+            endpoint and keys for MLflow's artifact store); this environment's own
+            values win.
 
     Returns:
         ``load_seconds``, ``p50_ms``, ``p99_ms`` (scoring the example ``calls`` times),
@@ -125,8 +141,9 @@ def infra_validate(
                "--calls", str(calls)]  # fmt: skip
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
-        )
+            command, capture_output=True, text=True, timeout=timeout,
+            env={**(env or {}), **os.environ},
+        )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise InfraValidationError(
             f"infra-validation of {model_name} v{version} did not finish in {timeout:.0f}s"
