@@ -113,7 +113,7 @@ def time_batch(endpoint: str, store: str, rows: int, run_id: str) -> dict:
     request = BatchRequest.from_params({"model_name": MODEL, "dataset": dataset_for(rows),
                                         "version": "champion", "partition": PARTITION})  # fmt: skip
     cpu, start = cpu_seconds(), time.perf_counter()
-    manifest = batch_transform(lake, store, request, run_id=run_id, log=lambda line: None)
+    manifest = batch_transform(lake, store, request, run_id=run_id)
     total = time.perf_counter() - start
     assert manifest.rows_in == manifest.rows_out == rows, (manifest.rows_in, manifest.rows_out)
     return {"seconds": manifest.seconds, "total_seconds": total, "cpu_seconds": cpu_seconds() - cpu,
@@ -193,7 +193,7 @@ def ingest(lake, rows: int, work: Path) -> None:
     write_landing_file(source, fmt="parquet", n_rows=rows, seed=rows % 997)
     result = ingest_partition(lake, dataset=dataset, source_fs=pafs.LocalFileSystem(),
                               source_paths=[str(source)], partition=PARTITION, run_id="bench",
-                              pii_salt="bench-salt", log=lambda line: None)  # fmt: skip
+                              pii_salt="bench-salt")  # fmt: skip
     publish_partition(lake, result)
     record_partition(lake, dataset, result.schema, result)
     source.unlink()

@@ -168,7 +168,7 @@ def run_ours(capture_path: Path, baseline: dict[str, Any]) -> tuple[float, dict[
 
     start = time.perf_counter()
     frame = pq.read_table(capture_path).to_pandas()
-    report = analyze_window(frame, baseline, progress=lambda *a: None)
+    report = analyze_window(frame, baseline)
     return time.perf_counter() - start, report
 
 

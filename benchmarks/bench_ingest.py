@@ -81,7 +81,6 @@ def run_ours(csv: str, endpoint: str, run: int) -> dict:
         partition=f"2026-11-{run + 1:02d}",
         run_id=f"bench_{run}",
         pii_salt="bench-salt",
-        log=lambda line: None,
     )
     publish_partition(lake, result)
     record_partition(lake, "churn", result.schema, result)

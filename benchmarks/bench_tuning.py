@@ -64,9 +64,7 @@ def search(strategy: str, trials: int, splits: Splits, seed: int) -> dict:
         optuna.storages.InMemoryStorage(), f"bench-{strategy}-{seed}", spec
     )
     start = time.perf_counter()
-    outcomes = run_trials(
-        study, spec=spec, splits=splits, target=TARGET, exclude=EXCLUDE, log=lambda line: None
-    )
+    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET, exclude=EXCLUDE)
     wall = time.perf_counter() - start
     best = best_trial(study)
     summary = study_summary(study)

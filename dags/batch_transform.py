@@ -29,7 +29,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from include.mlops.airflow.defaults import DEFAULT_ARGS, NAME_PATTERN
+from include.mlops.airflow.defaults import DEFAULT_ARGS
+from include.mlops.vocabulary import NAME_PATTERN, OPTIONAL_DAY_OR_ALL_PATTERN
 
 with DAG(
     dag_id="batch_transform",
@@ -48,7 +49,7 @@ with DAG(
                          "'latest' (the newest version) or another alias. It must be Approved."),
         "dataset": Param("churn", type="string", pattern=NAME_PATTERN, title="Dataset",
                          description="Curated dataset in the lake to score (curated/<dataset>/)."),
-        "partition": Param(None, type=["null", "string"], pattern=r"^((19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])|all)?$",
+        "partition": Param(None, type=["null", "string"], pattern=OPTIONAL_DAY_OR_ALL_PATTERN,
                            title="Partition (YYYY-MM-DD)",
                            description="The dt= partition to score. Empty or 'all': every "
                            "partition in the dataset's catalog."),

@@ -34,7 +34,13 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from include.mlops.airflow import assets
-from include.mlops.airflow.defaults import DEFAULT_ARGS, NAME_PATTERN
+from include.mlops.airflow.defaults import DEFAULT_ARGS
+from include.mlops.vocabulary import (
+    DEPLOY_STRATEGIES,
+    DEPLOY_VERSION_PATTERN,
+    LATEST_APPROVED,
+    NAME_PATTERN,
+)
 
 #: Bake of runs started by an approval (the form's default); a test stack shortens it.
 DEFAULT_BAKE_MINUTES = float(os.environ.get("MLOPS_DEPLOY_BAKE_MINUTES") or 1)
@@ -50,11 +56,11 @@ with DAG(
     params={
         "model_name": Param("churn_model", type="string", pattern=NAME_PATTERN, title="Model name",
                             description="Registered model; its endpoint has the same name."),
-        "version": Param("latest_approved", type="string", pattern=r"^([1-9][0-9]*|latest_approved|previous)$",
+        "version": Param(LATEST_APPROVED, type="string", pattern=DEPLOY_VERSION_PATTERN,
                          title="Version",
                          description="A version number, latest_approved (the newest Approved version) "
                                      "or previous (the champion before the current one: a rollback)."),
-        "strategy": Param("all_at_once", type="string", enum=["all_at_once", "canary", "linear", "shadow"],
+        "strategy": Param("all_at_once", type="string", enum=list(DEPLOY_STRATEGIES),
                           title="Strategy",
                           description="all_at_once swaps the champion; canary sends traffic_percent of "
                                       "requests to the new version while baking; linear shifts traffic_percent "

@@ -30,7 +30,8 @@ from airflow.sdk import DAG, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from include.mlops.airflow import assets
-from include.mlops.airflow.defaults import DEFAULT_ARGS, NAME_PATTERN
+from include.mlops.airflow.defaults import DEFAULT_ARGS
+from include.mlops.vocabulary import FORMATS, NAME_PATTERN, OPTIONAL_DAY_PATTERN
 
 with DAG(
     dag_id="lake_ingest",
@@ -59,14 +60,14 @@ with DAG(
         "format": Param(
             "auto",
             type="string",
-            enum=["auto", "csv", "jsonl", "parquet"],
+            enum=list(FORMATS),
             title="Format",
             description="File format; auto detects it from each file's extension.",
         ),
         "partition": Param(
             None,
             type=["null", "string"],
-            pattern=r"^((19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$",
+            pattern=OPTIONAL_DAY_PATTERN,
             title="Partition (YYYY-MM-DD)",
             description="The dt= partition to (re)write. Empty: the day the run covers "
             "(the data interval's start for scheduled runs, the run date for manual ones).",

@@ -28,6 +28,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param, task
 
 from include.mlops.airflow import assets
 from include.mlops.airflow.defaults import DEFAULT_ARGS
+from include.mlops.vocabulary import ALL_MODELS, MODEL_OR_ALL_PATTERN, OPTIONAL_NAME_PATTERN
 
 with DAG(
     dag_id="monitor_model",
@@ -38,11 +39,11 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["monitoring", "serving"],
     params={
-        "model_name": Param("all", type="string", pattern=r"^(all|[a-z][a-z0-9_]*)$", title="Model name",
+        "model_name": Param(ALL_MODELS, type="string", pattern=MODEL_OR_ALL_PATTERN, title="Model name",
                             description="The endpoint to monitor, or 'all' for every model with a champion."),
         "window_hours": Param(1, type="number", exclusiveMinimum=0, maximum=720, title="Window (hours)",
                               description="Captured traffic of this many hours before the run's time."),
-        "ground_truth_dataset": Param(None, type=["null", "string"], pattern=r"^([a-z][a-z0-9_]*)?$",
+        "ground_truth_dataset": Param(None, type=["null", "string"], pattern=OPTIONAL_NAME_PATTERN,
                                       title="Ground-truth dataset",
                                       description="Curated dataset with inference_id and the true label; "
                                                   "empty: skip model quality."),

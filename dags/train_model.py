@@ -35,11 +35,16 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, t
 from airflow.sdk.definitions.param import ParamsDict
 
 from include.mlops.airflow import assets
-from include.mlops.airflow.defaults import DEFAULT_ARGS, NAME_PATTERN
+from include.mlops.airflow.defaults import DEFAULT_ARGS
 from include.mlops.airflow.operators import DECISION_KEY, ModelApprovalOperator
-
-ALGORITHMS = ["xgboost", "random_forest", "logistic_regression", "ridge", "linear_regression"]
-METRICS = ["roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "rmse", "mae", "r2"]
+from include.mlops.vocabulary import (
+    ALGORITHM_NAMES,
+    APPROVAL_MODES,
+    NAME_PATTERN,
+    OBJECTIVE_METRICS,
+    PROBLEM_TYPE_CHOICES,
+    TUNING_STRATEGIES,
+)
 
 with DAG(
     dag_id="train_model",
@@ -60,24 +65,24 @@ with DAG(
                         description="The column to predict."),
         "model_name": Param("churn_model", type="string", pattern=NAME_PATTERN, title="Model name",
                             description="Registered model in MLflow; each run adds a version."),
-        "problem_type": Param("auto", type="string", enum=["auto", "binary", "multiclass", "regression"],
+        "problem_type": Param("auto", type="string", enum=list(PROBLEM_TYPE_CHOICES),
                               title="Problem type", description="auto infers it from the target."),
         "algorithms": Param(["xgboost", "logistic_regression"], type="array",
-                            items={"type": "string", "enum": ALGORITHMS}, minItems=1,
+                            items={"type": "string", "enum": list(ALGORITHM_NAMES)}, minItems=1,
                             title="Algorithms",
                             description="Searched together; a majority/mean baseline always runs too."),
-        "tuning_strategy": Param("bayesian", type="string", enum=["random", "grid", "bayesian", "hyperband"],
+        "tuning_strategy": Param("bayesian", type="string", enum=list(TUNING_STRATEGIES),
                                  title="Tuning strategy",
                                  description="bayesian = Optuna TPE; hyperband = TPE with early pruning."),
         "max_trials": Param(20, type="integer", minimum=1, maximum=1000, title="Max trials",
                             description="Trials across all workers."),
         "max_parallel_trials": Param(2, type="integer", minimum=1, maximum=64, title="Parallel trials",
                                      description="Workers (mapped tasks) sharing one Optuna study."),
-        "objective_metric": Param("roc_auc", type="string", enum=METRICS, title="Objective metric",
+        "objective_metric": Param("roc_auc", type="string", enum=list(OBJECTIVE_METRICS), title="Objective metric",
                                   description="Optimized on validation, gated on test."),
         "min_objective": Param(None, type=["null", "number"], title="Minimum objective",
                                description="Value gate on the test split (for rmse/mae/log_loss: the maximum). Empty: none."),
-        "approval": Param("manual", type="string", enum=["manual", "auto"], title="Approval",
+        "approval": Param("manual", type="string", enum=list(APPROVAL_MODES), title="Approval",
                           description="manual: a person approves on the Required Actions page; auto: approve when every gate passes."),
         "split": Param([0.8, 0.1, 0.1], type="array", items={"type": "number", "exclusiveMinimum": 0},
                        minItems=3, maxItems=3, title="Split (train, validation, test)",

@@ -7,13 +7,14 @@ from a developer's running stack (``make up``): its variables are removed.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def session_dir() -> Path:
     """A folder that lives as long as the test session."""
     return _SESSION_DIR
+
+
+@pytest.fixture
+def log_lines(caplog: pytest.LogCaptureFixture) -> Callable[[str], list[str]]:
+    """``log_lines("include.mlops.tuning.worker")``: what that module has logged so far
+    (INFO and up), the progress lines a user reads in the task log."""
+    caplog.set_level(logging.INFO, logger="include.mlops")
+
+    def lines(logger: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == logger]
+
+    return lines
 
 
 @pytest.fixture(scope="session")

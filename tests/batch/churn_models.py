@@ -44,7 +44,7 @@ def ingest_churn(
                            start_id=1 + 1_000_000 * seed)  # fmt: skip
         result = ingest_partition(
             lake, dataset=dataset, source_fs=pafs.LocalFileSystem(), source_paths=[str(source)],
-            partition=partition, run_id=f"seed_{partition}", pii_salt="s", log=lambda line: None,
+            partition=partition, run_id=f"seed_{partition}", pii_salt="s",
         )  # fmt: skip
         publish_partition(lake, result)
         record_partition(lake, dataset, result.schema, result)

@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -49,10 +50,12 @@ def read_predictions(world: World, run_id: str, partition: str) -> pd.DataFrame:
     return pq.read_table(world.lake.path(key), filesystem=world.lake.fs).to_pandas()
 
 
-def test_row_counts_ids_and_columns_match_the_input(world: World) -> None:
-    lines: list[str] = []
+def test_row_counts_ids_and_columns_match_the_input(
+    world: World, log_lines: Callable[[str], list[str]]
+) -> None:
     manifest = batch_transform(world.lake, world.client, request(batch_rows=500),
-                               run_id="manual__2026-11-03T00:00:00+00:00", log=lines.append)  # fmt: skip
+                               run_id="manual__2026-11-03T00:00:00+00:00")  # fmt: skip
+    lines = log_lines("include.mlops.batch.transform")
 
     run_id = "manual__2026-11-03T00:00:00+00:00"
     assert manifest.model_version == world.approved

@@ -72,3 +72,22 @@ print(json.dumps({{"seconds": best, "heavy": heavy}}))
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], f"{dag_file.name} imports {result['heavy']} at parse time"
     assert result["seconds"] < 0.5, f"{dag_file.name} took {result['seconds']:.2f}s to parse"
+
+
+def test_params_take_their_choices_from_the_vocabulary(dagbag) -> None:
+    from include.mlops import vocabulary as v
+
+    def schema(dag_id: str, name: str) -> dict:
+        return dagbag.dags[dag_id].params.get_param(name).schema
+
+    assert schema("train_model", "problem_type")["enum"] == list(v.PROBLEM_TYPE_CHOICES)
+    assert schema("train_model", "algorithms")["items"]["enum"] == list(v.ALGORITHM_NAMES)
+    assert schema("train_model", "tuning_strategy")["enum"] == list(v.TUNING_STRATEGIES)
+    assert schema("train_model", "objective_metric")["enum"] == list(v.OBJECTIVE_METRICS)
+    assert schema("train_model", "approval")["enum"] == list(v.APPROVAL_MODES)
+    assert schema("deploy_model", "strategy")["enum"] == list(v.DEPLOY_STRATEGIES)
+    assert schema("lake_ingest", "format")["enum"] == list(v.FORMATS)
+    for dag_id, name in (("train_model", "dataset"), ("train_model", "model_name"),
+                         ("deploy_model", "model_name"), ("batch_transform", "model_name"),
+                         ("batch_transform", "dataset"), ("lake_ingest", "dataset")):  # fmt: skip
+        assert schema(dag_id, name)["pattern"] == v.NAME_PATTERN, (dag_id, name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,13 +143,14 @@ def test_all_at_once_then_canary_promotes_and_previous_rolls_back(endpoint: Endp
         assert read_endpoint_config(client, "churn").champion == 1
 
 
-def test_linear_walks_the_canary_up_in_steps_then_promotes(endpoint: Endpoint) -> None:
+def test_linear_walks_the_canary_up_in_steps_then_promotes(
+    endpoint: Endpoint, log_lines: Callable[[str], list[str]]
+) -> None:
     rollout(endpoint, 1, version="1").run()
     run = rollout(endpoint, 2, version="2", strategy="linear", traffic_percent=40,
                   bake_minutes=0.03)  # fmt: skip
-    steps: list[str] = []
-    run.log = steps.append
     served = run.run()
+    steps = log_lines("include.mlops.deployment.rollout")
     assert (served["champion"], served["canary"]) == (2, None)
     walked = [line for line in steps if line.startswith("canary v2 at ")]
     assert walked == ["canary v2 at 40% of traffic (champion v1)",

@@ -8,7 +8,8 @@ from typing import Any
 import pyarrow.fs as pafs
 import pytest
 
-from include.mlops.etl.pipeline import IngestResult, ingest_partition
+from include.mlops.etl.pipeline import ingest_partition
+from include.mlops.etl.result import IngestResult
 from include.mlops.lake.store import Lake
 
 CHURN_COLUMNS = [
@@ -81,9 +82,8 @@ def run_ingest(
     run_id: str = "run-1",
     **kwargs: Any,
 ) -> IngestResult:
-    """Ingest local files with test defaults (collecting log lines in ``kwargs['log']``)."""
+    """Ingest local files with test defaults."""
     kwargs.setdefault("pii_salt", "test-salt")
-    kwargs.setdefault("log", lambda _line: None)
     return ingest_partition(
         lake,
         dataset=dataset,

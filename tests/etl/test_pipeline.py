@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,7 +21,7 @@ from include.mlops.etl.catalog import (
 )
 from include.mlops.etl.extract import EmptySourceError
 from include.mlops.etl.load import discard_staged, publish_partition
-from include.mlops.etl.pipeline import IngestResult
+from include.mlops.etl.result import IngestResult
 from include.mlops.etl.schema import SchemaDriftError
 from include.mlops.lake.store import Lake
 
@@ -46,11 +47,13 @@ def messy_csv(path: Path) -> None:
     path.write_bytes(body)
 
 
-def test_messy_csv_accounting_is_exact(lake: Lake, source_dir: Path) -> None:
+def test_messy_csv_accounting_is_exact(
+    lake: Lake, source_dir: Path, log_lines: Callable[[str], list[str]]
+) -> None:
     source = source_dir / "churn.csv"
     messy_csv(source)
-    logged: list[str] = []
-    result = run_ingest(lake, [source], log=logged.append)
+    result = run_ingest(lake, [source])
+    logged = log_lines("include.mlops.etl.pipeline")
 
     assert result.rows_read == 11
     assert result.rows_curated == 3

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
@@ -182,21 +182,25 @@ def test_background_logger_logs_every_queued_trial_by_close(
     )
 
 
-def test_background_logger_reports_failures_without_raising() -> None:
+def test_background_logger_reports_failures_without_raising(
+    log_lines: Callable[[str], list[str]],
+) -> None:
     class Unreachable:
         def log_trial(self, **kwargs: object) -> str:
             raise ConnectionError("MLflow is down")
 
-    lines: list[str] = []
-    background = BackgroundTrialLogger(Unreachable(), log=lines.append)  # type: ignore[arg-type]
+    background = BackgroundTrialLogger(Unreachable())  # type: ignore[arg-type]
     background.log_trial(trial_number=3, algorithm="ridge", params={}, metrics={},
                          duration_s=0.1, state="COMPLETE")  # fmt: skip
     background.close()
     assert (background.logged, background.failed) == (0, 1)
+    lines = log_lines("include.mlops.tracking.mlflow_runs")
     assert lines == ["could not log trial 3 to MLflow: MLflow is down"]
 
 
-def test_a_broken_tracker_does_not_stop_tuning(tmp_path: Path) -> None:
+def test_a_broken_tracker_does_not_stop_tuning(
+    tmp_path: Path, log_lines: Callable[[str], list[str]]
+) -> None:
     from include.mlops.tuning.study import TuningSpec, create_or_load_study
     from include.mlops.tuning.worker import run_trials
 
@@ -213,15 +217,14 @@ def test_a_broken_tracker_does_not_stop_tuning(tmp_path: Path) -> None:
         max_trials=2,
     )
     study = create_or_load_study(f"sqlite:///{tmp_path}/optuna.db", "untracked", spec)
-    lines: list[str] = []
     outcomes = run_trials(
         study,
         spec=spec,
         splits=splits,
         target="target",
         tracker=Unreachable(),  # type: ignore[arg-type]
-        log=lines.append,
     )
+    lines = log_lines("include.mlops.tuning.worker")
     assert [o.state for o in outcomes] == ["COMPLETE", "COMPLETE"]
     assert any("could not log trial 0 to MLflow: MLflow is down" in line for line in lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from include.mlops.tuning.worker import (
 )
 
 TARGET = "target"
+#: The logger whose lines a user reads in the tune task's log.
+WORKER_LOG = "include.mlops.tuning.worker"
 #: Small boosting budgets keep every xgboost trial well under a second.
 FAST = {"xgboost__n_estimators": 50}
 
@@ -47,12 +50,12 @@ def _spec(strategy: str, **overrides: Any) -> TuningSpec:
 
 @pytest.mark.parametrize("strategy", ["random", "bayesian", "hyperband"])
 def test_each_strategy_runs_trials_end_to_end(
-    strategy: str, splits: Splits, tmp_path: Path
+    strategy: str, splits: Splits, tmp_path: Path, log_lines: Callable[[str], list[str]]
 ) -> None:
     spec = _spec(strategy)
     study = _study(tmp_path, spec)
-    lines: list[str] = []
-    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET, log=lines.append)
+    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET)
+    lines = log_lines(WORKER_LOG)
 
     assert len(outcomes) == 6 == len(study.trials)
     assert {o.state for o in outcomes} <= {"COMPLETE", "PRUNED"}
@@ -103,7 +106,10 @@ def test_hyperband_prunes_hopeless_boosting(splits: Splits, tmp_path: Path) -> N
 
 
 def test_a_failing_trial_is_recorded_and_the_worker_goes_on(
-    splits: Splits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    splits: Splits,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    log_lines: Callable[[str], list[str]],
 ) -> None:
     def fit_or_break(algorithm: str, *args: Any, **kwargs: Any) -> Any:
         if algorithm == "logistic_regression":
@@ -113,8 +119,8 @@ def test_a_failing_trial_is_recorded_and_the_worker_goes_on(
     monkeypatch.setattr(tuning_worker, "fit_candidate", fit_or_break)
     spec = _spec("random", max_trials=8)
     study = _study(tmp_path, spec)
-    lines: list[str] = []
-    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET, log=lines.append)
+    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET)
+    lines = log_lines(WORKER_LOG)
 
     assert len(outcomes) == 8
     failed = [o for o in outcomes if o.state == "FAIL"]
@@ -143,13 +149,13 @@ def test_no_completed_trial_is_a_named_error(
         best_trial(study)
 
 
-def test_a_past_deadline_starts_nothing(splits: Splits, tmp_path: Path) -> None:
+def test_a_past_deadline_starts_nothing(
+    splits: Splits, tmp_path: Path, log_lines: Callable[[str], list[str]]
+) -> None:
     spec = _spec("random")
     study = _study(tmp_path, spec)
-    lines: list[str] = []
-    outcomes = run_trials(
-        study, spec=spec, splits=splits, target=TARGET, deadline=time.time() - 1, log=lines.append
-    )
+    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET, deadline=time.time() - 1)
+    lines = log_lines(WORKER_LOG)
     assert outcomes == [] and study.trials == []
     assert "deadline reached" in lines[-1]
 
@@ -185,7 +191,7 @@ def test_the_budget_is_global_to_the_study(splits: Splits, tmp_path: Path) -> No
 
 
 def test_a_retried_worker_fails_the_trial_its_dead_attempt_left_running(
-    splits: Splits, tmp_path: Path
+    splits: Splits, tmp_path: Path, log_lines: Callable[[str], list[str]]
 ) -> None:
     spec = _spec("random", algorithms=["logistic_regression"], max_trials=2, fixed_params={})
     study = _study(tmp_path, spec)
@@ -198,8 +204,8 @@ def test_a_retried_worker_fails_the_trial_its_dead_attempt_left_running(
     other_worker.set_user_attr("host", "elsewhere")
     other_worker.set_user_attr("pid", 1)
 
-    lines: list[str] = []
-    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET, log=lines.append)
+    outcomes = run_trials(study, spec=spec, splits=splits, target=TARGET)
+    lines = log_lines(WORKER_LOG)
 
     states = [t.state for t in study.trials]
     assert states[0] == TrialState.FAIL  # this worker's orphan

@@ -14,13 +14,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.mlops.airflow.hooks import LakeHook
-from include.mlops.airflow.training import mlflow_client
 
 log = logging.getLogger(__name__)
-
-
-def _say(line: str) -> None:
-    log.info("%s", line)
 
 
 def _foreseen() -> tuple[type[Exception], ...]:
@@ -43,9 +38,10 @@ def plan_transform(params: dict[str, Any], *, run_id: str) -> dict:
         request = BatchRequest.from_params(params)
     except _foreseen() as exc:
         raise AirflowFailException(str(exc)) from exc
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
+    lake = hook.get_lake()
     try:
-        plan = plan_batch_transform(lake, mlflow_client(), request, run_id=run_id)
+        plan = plan_batch_transform(lake, hook.get_mlflow_client(), request, run_id=run_id)
     except _foreseen() as exc:
         raise AirflowFailException(str(exc)) from exc
     log.info(
@@ -62,9 +58,11 @@ def transform(plan: dict[str, Any]) -> str:
     """Score every planned partition; returns the manifest's URI."""
     from include.mlops.batch import BatchPlan, run_batch_transform
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
     try:
-        manifest = run_batch_transform(lake, mlflow_client(), BatchPlan.from_dict(plan), log=_say)
+        manifest = run_batch_transform(
+            hook.get_lake(), hook.get_mlflow_client(), BatchPlan.from_dict(plan)
+        )
     except _foreseen() as exc:
         raise AirflowFailException(str(exc)) from exc
     return manifest.manifest_uri

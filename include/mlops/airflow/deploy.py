@@ -8,13 +8,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.mlops.airflow.hooks import LakeHook
-from include.mlops.airflow.training import mlflow_client
 
 log = logging.getLogger(__name__)
-
-
-def _say(line: str) -> None:
-    log.info("%s", line)
 
 
 def resolve_request(params: dict[str, Any], *, dag_run: Any, triggering_asset_events: Any) -> dict:
@@ -48,7 +43,7 @@ def check_version(request: dict[str, Any]) -> dict:
     from include.mlops.registry import RegistryError
 
     try:
-        checked = check_deployable(mlflow_client(), DeployRequest(**request))
+        checked = check_deployable(LakeHook().get_mlflow_client(), DeployRequest(**request))
     except RegistryError as exc:
         # Foreseen refusals (not Approved, checksum mismatch, no such version): a retry
         # would refuse again.
@@ -63,10 +58,12 @@ def validate_infra(request: dict[str, Any], checked: dict[str, Any]) -> dict:
     """Load and score the version's input example in a separate, clean process."""
     from include.mlops.deployment.rollout import InfraValidationError, infra_validate
 
-    mlflow_client()  # exports the lake credentials the child downloads artifacts with
-    uri = LakeHook().get_settings().mlflow_tracking_uri or ""
+    hook = LakeHook()
+    uri = hook.get_settings().mlflow_tracking_uri or ""
     try:
-        result = infra_validate(uri, request["model_name"], int(checked["version"]))
+        # The child downloads the version's files with the lake connection's keys.
+        result = infra_validate(uri, request["model_name"], int(checked["version"]),
+                                env=hook.get_mlflow_artifact_env())  # fmt: skip
     except InfraValidationError as exc:
         raise AirflowFailException(str(exc)) from exc
     log.info("infra-validation: loaded in %.2fs, example of %d row(s) scored in p50 %.1f ms, "
@@ -86,9 +83,9 @@ def roll_out(request: dict[str, Any], checked: dict[str, Any], infra: dict[str, 
     except EndpointUnavailableError as exc:
         raise AirflowFailException(str(exc)) from exc
     rollout = Rollout(
-        client=mlflow_client(), fleet=fleet, request=DeployRequest(**request),
+        client=LakeHook().get_mlflow_client(), fleet=fleet, request=DeployRequest(**request),
         version=int(checked["version"]), previous=checked["previous"],
-        payload=infra["payload"], rows=int(infra["rows"]), log=_say,
+        payload=infra["payload"], rows=int(infra["rows"]),
     )  # fmt: skip
     try:
         served = rollout.run()

@@ -82,7 +82,6 @@ def stage_partition(plan: dict[str, Any], *, run_id: str) -> dict:
             run_id=run_id,
             missing_tokens=settings.missing_tokens,
             pii_salt=settings.pii_salt,
-            log=log,
         )
     except EmptySourceError as exc:
         raise AirflowSkipException(str(exc)) from exc
@@ -126,7 +125,7 @@ def check_quality(staged: dict[str, Any], *, run_id: str) -> dict:
         raise_for_quality(result)
     except DataQualityError as exc:
         from include.mlops.etl.load import discard_staged
-        from include.mlops.etl.pipeline import IngestResult
+        from include.mlops.etl.result import IngestResult
 
         discard_staged(lake, IngestResult.from_dict(staged))
         raise AirflowFailException(str(exc)) from exc
@@ -136,7 +135,7 @@ def check_quality(staged: dict[str, Any], *, run_id: str) -> dict:
 def publish_staged(staged: dict[str, Any]) -> str:
     """Atomically replace the curated partition; returns its URI."""
     from include.mlops.etl.load import publish_partition
-    from include.mlops.etl.pipeline import IngestResult
+    from include.mlops.etl.result import IngestResult
 
     lake = LakeHook().get_lake()
     uri = publish_partition(lake, IngestResult.from_dict(staged))

@@ -3,77 +3,59 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.mlops.airflow.hooks import LakeHook
-from include.mlops.airflow.training import mlflow_client
 
 log = logging.getLogger(__name__)
 
-ALL_MODELS = "all"
 #: Registered-model tag: when this model's last drift event was emitted (ISO, UTC).
 LAST_DRIFT_EVENT_TAG = "monitor.last_drift_event"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-#: Trigger-form params → DriftThresholds fields.
-THRESHOLD_PARAMS = {"drift_distance": "distance", "drift_p_value": "p_value",
-                    "drift_share": "drift_share", "quality_tolerance": "quality_tolerance"}  # fmt: skip
 
 
 def plan(params: dict[str, Any], *, window_end: datetime | None) -> list[dict]:
     """Validate the params and list one monitoring job per model (``all``: every champion)."""
-    from include.mlops.monitoring.drift import DriftThresholds
+    from include.mlops.monitoring.request import MonitorRequest, MonitorRequestError
 
-    problems = []
-    model = str(params.get("model_name") or ALL_MODELS)
-    if model != ALL_MODELS and not _NAME.match(model):
-        problems.append(f"model_name {model!r} must be 'all' or match ^[a-z][a-z0-9_]*$")
-    hours = float(params.get("window_hours") or 1)
-    if not 0 < hours <= 24 * 30:
-        problems.append(f"window_hours {hours:g} must be in (0, 720]")
-    truth = str(params.get("ground_truth_dataset") or "")
-    if truth and not _NAME.match(truth):
-        problems.append(f"ground_truth_dataset {truth!r} must match ^[a-z][a-z0-9_]*$")
-    overrides = {field: params.get(name) for name, field in THRESHOLD_PARAMS.items()}
     try:
-        thresholds = DriftThresholds.from_params(overrides).to_dict()
-    except (TypeError, ValueError) as exc:
-        problems.append(str(exc))
-    if problems:
-        raise AirflowFailException("monitor_model params refused: " + "; ".join(problems))
-
-    end = (window_end or datetime.now(UTC)).astimezone(UTC)
-    start = end - timedelta(hours=hours)
-    if model == ALL_MODELS:
+        request = MonitorRequest.from_params(params)
+    except MonitorRequestError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    if request.all_models:
         from include.mlops.serving.config import read_all_endpoint_configs
 
         models = sorted(
-            n for n, c in read_all_endpoint_configs(mlflow_client()).items() if c.champion
+            n
+            for n, c in read_all_endpoint_configs(LakeHook().get_mlflow_client()).items()
+            if c.champion
         )
         if not models:
             raise AirflowSkipException("no model is deployed yet: nothing to monitor")
     else:
-        models = [model]
-    log.info("monitoring %s over [%s, %s)", models, start.isoformat(), end.isoformat())
-    return [{"model_name": m, "start": start.isoformat(), "end": end.isoformat(),
-             "ground_truth_dataset": truth or None, "thresholds": thresholds} for m in models]  # fmt: skip
+        models = [request.model_name]
+    jobs = request.jobs(models, window_end=window_end)
+    log.info("monitoring %s over [%s, %s)", models, jobs[0].start, jobs[0].end)
+    return [job.to_dict() for job in jobs]
 
 
 def monitor(job: dict[str, Any], *, run_id: str) -> dict:
     """Judge one model's capture window against its serving version's baseline."""
     from include.mlops.etl.naming import safe_run_id
     from include.mlops.monitoring.monitor import MonitorError, run_monitor
+    from include.mlops.monitoring.request import MonitorJob
     from include.mlops.tracking.mlflow_runs import log_monitoring_run
 
-    client = mlflow_client()
+    planned = MonitorJob.from_dict(job)
+    hook = LakeHook()
+    client = hook.get_mlflow_client()
     try:
         result = run_monitor(
-            LakeHook().get_lake(), client, job["model_name"], window_start=job["start"],
-            window_end=job["end"], run_id=safe_run_id(run_id),
-            ground_truth=job.get("ground_truth_dataset"), thresholds=job["thresholds"],
+            hook.get_lake(), client, planned.model_name, window_start=planned.start,
+            window_end=planned.end, run_id=safe_run_id(run_id),
+            ground_truth=planned.ground_truth_dataset, thresholds=planned.thresholds,
         )  # fmt: skip
     except MonitorError as exc:
         raise AirflowFailException(str(exc)) from exc
@@ -103,7 +85,7 @@ def alert(summary: dict[str, Any], *, cooldown_minutes: float, outlet_events: An
         raise AirflowSkipException(
             f"{summary['model_name']}: no drift, no violation beyond thresholds"
         )
-    client = mlflow_client()
+    client = LakeHook().get_mlflow_client()
     model = summary["model_name"]
     now = (now or datetime.now(UTC)).astimezone(UTC)
     last = (client.get_registered_model(model).tags or {}).get(LAST_DRIFT_EVENT_TAG)

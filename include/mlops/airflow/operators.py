@@ -24,7 +24,7 @@ class ModelApprovalOperator(ApprovalOperator):
             user = event.get("responded_by_user") or {}
             if isinstance(user, dict):
                 user = user.get("name") or user.get("id")
-            responded_at = event.get("responded_at")
+            responded_at: Any = event.get("responded_at")
             context["ti"].xcom_push(
                 key=DECISION_KEY,
                 value={

@@ -3,44 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.mlops.airflow.hooks import LakeHook
 
+if TYPE_CHECKING:
+    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.request import TrainingRequest
+
 log = logging.getLogger(__name__)
-
-
-def _say(line: str) -> None:
-    log.info("%s", line)
-
-
-def mlflow_client() -> Any:
-    """An MLflow client for the configured tracking URI, with S3 reachable for artifacts."""
-    import mlflow
-
-    settings = LakeHook().get_settings()
-    # Artifacts written straight to the lake (a store without an artifact proxy) use boto3.
-    if settings.s3_endpoint_url:
-        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
-    for name, value in (("AWS_ACCESS_KEY_ID", settings.aws_access_key_id),
-                        ("AWS_SECRET_ACCESS_KEY", settings.aws_secret_access_key)):  # fmt: skip
-        if value:
-            os.environ.setdefault(name, value)
-    if not settings.mlflow_tracking_uri:
-        raise AirflowFailException("MLFLOW_TRACKING_URI is not set: where should runs be tracked?")
-    return mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-
-
-def artifact_location(model_name: str) -> str | None:
-    """Experiment artifacts in the lake unless an MLflow server proxies them."""
-    settings = LakeHook().get_settings()
-    uri = settings.mlflow_tracking_uri or ""
-    if uri.startswith("http"):
-        return None  # the server decides (--artifacts-destination)
-    return f"s3://{settings.lake_bucket}/mlflow/{model_name}"
 
 
 #: Registered-model tag: the train_model run retraining this model unattended, if any.
@@ -55,7 +28,7 @@ def resolve_request(
     A run not started by hand retrains the current champion with its stored training
     spec on the newest snapshot; with no champion yet there is nothing to retrain.
     """
-    from include.mlops.training.workflow import TrainingRequest, TrainingRequestError
+    from include.mlops.training.request import TrainingRequest, TrainingRequestError
 
     run_type = str(getattr(dag_run, "run_type", "manual")).lower()
     try:
@@ -70,7 +43,7 @@ def resolve_request(
 
 def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: Any) -> dict:
     from include.mlops.registry import champion, training_spec
-    from include.mlops.training.workflow import TrainingRequest
+    from include.mlops.training.request import TrainingRequest
 
     model_name = params["model_name"]
     datasets: set[str] = set()
@@ -80,7 +53,7 @@ def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: A
             model_name = extra.get("model_name", model_name)
             if "dataset" in extra and "model_name" not in extra:
                 datasets.add(extra["dataset"])
-    client = mlflow_client()
+    client = LakeHook().get_mlflow_client()
     current = champion(client, model_name)
     if current is None:
         raise AirflowSkipException(f"{model_name} has no champion yet: train it by hand first")
@@ -116,15 +89,13 @@ def _claim_retraining(client: Any, model_name: str, *, dag_run: Any, ti: Any) ->
         client.set_registered_model_tag(model_name, RETRAIN_RUN_TAG, run_id)
 
 
-def prepare(request: dict[str, Any], *, run_id: str) -> dict:
+def prepare(request: TrainingRequest, *, run_id: str) -> PreparedData:
     from include.mlops.quality.gate import DataQualityError
-    from include.mlops.training.workflow import TrainingRequest, prepare_training_data
+    from include.mlops.workflows.training import prepare_training_data
 
     lake = LakeHook().get_lake()
     try:
-        return prepare_training_data(
-            lake, TrainingRequest.from_params(request), run_id=run_id, log=_say
-        )
+        return prepare_training_data(lake, request, run_id=run_id)
     except DataQualityError as exc:
         raise AirflowFailException(str(exc)) from exc
     except FileNotFoundError as exc:
@@ -141,52 +112,61 @@ def optuna_storage() -> str:
         raise AirflowFailException(str(exc)) from exc
 
 
-def begin_tuning(request: dict[str, Any], prepared: dict[str, Any], *, run_id: str) -> dict:
-    from include.mlops.training.workflow import TrainingRequest, start_tuning
+def begin_tuning(request: TrainingRequest, prepared: PreparedData, *, run_id: str) -> TuningHandle:
+    from include.mlops.workflows.training import start_tuning
 
-    req = TrainingRequest.from_params(request)
+    hook = LakeHook()
     tuning = start_tuning(
-        mlflow_client(), req, prepared, run_id=run_id, storage_url=optuna_storage(),
-        artifact_location=artifact_location(req.model_name),
+        hook.get_mlflow_client(), request, prepared, run_id=run_id, storage_url=optuna_storage(),
+        artifact_location=hook.get_mlflow_artifact_location(request.model_name),
     )  # fmt: skip
-    log.info("study %s (%s), %d worker(s), up to %d trials", tuning["study_name"],
-             req.tuning_strategy, req.max_parallel_trials, req.max_trials)  # fmt: skip
+    log.info("study %s (%s), %d worker(s), up to %d trials", tuning.study_name,
+             request.tuning_strategy, request.max_parallel_trials, request.max_trials)  # fmt: skip
     return tuning
 
 
 def prepare_and_open_study(request: dict[str, Any], *, run_id: str) -> dict:
     """The data gate and split, then the shared study and tuning run: ``prepared``, ``tuning``."""
-    prepared = prepare(request, run_id=run_id)
-    return {"prepared": prepared, "tuning": begin_tuning(request, prepared, run_id=run_id)}
+    from include.mlops.training.request import TrainingRequest
+
+    req = TrainingRequest.from_params(request)
+    prepared = prepare(req, run_id=run_id)
+    tuning = begin_tuning(req, prepared, run_id=run_id)
+    return {"prepared": prepared.to_dict(), "tuning": tuning.to_dict()}
 
 
 def tune(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], worker: int
 ) -> dict:
-    from include.mlops.training.workflow import TrainingRequest, tune_worker
+    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.request import TrainingRequest
+    from include.mlops.workflows.training import tune_worker
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
     return tune_worker(
-        lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning,
-        worker=worker, log=_say,
-    )  # fmt: skip
+        hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
+        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), worker=worker,
+    ).to_dict()  # fmt: skip
 
 
 def evaluate(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], *, run_id: str
 ) -> dict:
     from include.mlops.evaluation.gates import ModelGateError
-    from include.mlops.training.workflow import TrainingRequest, evaluate_candidate
+    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.request import TrainingRequest
     from include.mlops.tuning.worker import TuningFailedError
+    from include.mlops.workflows.training import evaluate_candidate
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
     try:
-        return evaluate_candidate(
-            lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning,
-            run_id=run_id, log=_say,
+        evaluation = evaluate_candidate(
+            hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
+            PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), run_id=run_id,
         )  # fmt: skip
     except (ModelGateError, TuningFailedError) as exc:
         raise AirflowFailException(str(exc)) from exc
+    return evaluation.to_dict()
 
 
 def register(
@@ -195,13 +175,16 @@ def register(
     tuning: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict:
-    from include.mlops.training.workflow import TrainingRequest, register_version
+    from include.mlops.training.handoffs import CandidateEvaluation, PreparedData, TuningHandle
+    from include.mlops.training.request import TrainingRequest
+    from include.mlops.workflows.training import register_version
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
     return register_version(
-        lake, mlflow_client(), TrainingRequest.from_params(request), prepared, tuning, evaluation,
-        log=_say,
-    )  # fmt: skip
+        hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
+        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning),
+        CandidateEvaluation.from_dict(evaluation),
+    ).to_dict()  # fmt: skip
 
 
 def approve(
@@ -210,19 +193,21 @@ def approve(
     """Tag the version Approved and announce it (deploy schedules on the event)."""
     from include.mlops.airflow.assets import model_approved
     from include.mlops.registry import approve_version
+    from include.mlops.training.handoffs import RegisteredVersion
 
+    version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
     approve_version(
-        mlflow_client(),
-        registered["model_name"],
-        registered["version"],
+        LakeHook().get_mlflow_client(),
+        version.model_name,
+        version.version,
         actor=actor,
         comment=comment,
     )
-    extra = {"model_name": registered["model_name"], "version": registered["version"],
-             "run_id": registered["run_id"], "approved_by": actor}  # fmt: skip
+    extra = {"model_name": version.model_name, "version": version.version,
+             "run_id": version.run_id, "approved_by": actor}  # fmt: skip
     outlet_events[model_approved].extra = extra
-    log.info("%s v%s Approved by %s", registered["model_name"], registered["version"], actor)
+    log.info("%s v%s Approved by %s", version.model_name, version.version, actor)
     return extra
 
 
@@ -231,25 +216,21 @@ def reject_if_rejected(
 ) -> dict:
     """Tag Rejected when the approver chose Reject; otherwise nothing to do."""
     from include.mlops.registry import reject_version
+    from include.mlops.training.handoffs import RegisteredVersion
 
     if not registered or (decision or {}).get("option") != "Reject":
         raise AirflowSkipException("no rejection to record")
+    version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
     reject_version(
-        mlflow_client(),
-        registered["model_name"],
-        registered["version"],
+        LakeHook().get_mlflow_client(),
+        version.model_name,
+        version.version,
         actor=actor,
         comment=comment,
     )
-    log.info(
-        "%s v%s Rejected by %s: %s", registered["model_name"], registered["version"], actor, comment
-    )
-    return {
-        "model_name": registered["model_name"],
-        "version": registered["version"],
-        "rejected_by": actor,
-    }
+    log.info("%s v%s Rejected by %s: %s", version.model_name, version.version, actor, comment)
+    return {"model_name": version.model_name, "version": version.version, "rejected_by": actor}
 
 
 def _decided_by(decision: dict[str, Any] | None) -> tuple[str, str | None]:
@@ -261,14 +242,12 @@ def _decided_by(decision: dict[str, Any] | None) -> tuple[str, str | None]:
 def outcome(registered: dict[str, Any] | None) -> dict:
     """Log and return the registered version's final approval status."""
     from include.mlops.registry import get_version
+    from include.mlops.training.handoffs import RegisteredVersion
 
     if not registered:
         raise AirflowSkipException("nothing was registered in this run")
-    info = get_version(mlflow_client(), registered["model_name"], registered["version"])
-    log.info("%s v%s is %s; report %s", registered["model_name"], registered["version"],
-             info.status, registered["report_uri"])  # fmt: skip
-    return {
-        "model_name": registered["model_name"],
-        "version": registered["version"],
-        "status": info.status,
-    }
+    version = RegisteredVersion.from_dict(registered)
+    info = get_version(LakeHook().get_mlflow_client(), version.model_name, version.version)
+    log.info("%s v%s is %s; report %s", version.model_name, version.version, info.status,
+             version.report_uri)  # fmt: skip
+    return {"model_name": version.model_name, "version": version.version, "status": info.status}

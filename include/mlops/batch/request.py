@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from include.mlops.etl.naming import validate_dataset_name, validate_partition
+from include.mlops.vocabulary import ALL_PARTITIONS, CHAMPION
 
-#: ``partition`` value (besides empty) meaning every catalogued partition.
-ALL_PARTITIONS = "all"
 #: The default ``version``: what the endpoint serves.
-DEFAULT_VERSION = "champion"
+DEFAULT_VERSION = CHAMPION
 #: Rows decoded, scored and written at a time: memory holds about one batch (plus one
 #: Parquet row group on each side), whatever the partition's size.
 DEFAULT_BATCH_ROWS = 100_000

@@ -36,7 +36,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -65,9 +65,8 @@ from include.mlops.serving.scoring import Scored, Scorer
 
 #: What a batch transform does with a version, for the Approved-only refusal.
 BATCH_USE = "be batch-scored (the endpoint's rule)"
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
-Log = Callable[[str], Any] | logging.Logger | None
 
 #: Lake zone of batch-transform output.
 PREDICTIONS_ZONE = "predictions"
@@ -360,8 +359,7 @@ def _model_inputs(scorer: Scorer, available: pa.Schema, where: str) -> tuple[lis
 class _Progress:
     """Rows done of total and rows/s, at most every few seconds."""
 
-    def __init__(self, say: Callable[[str], Any], total: int, started: float) -> None:
-        self.say = say
+    def __init__(self, total: int, started: float) -> None:
         self.total = total
         self.started = started
         self.done = 0
@@ -376,10 +374,11 @@ class _Progress:
         total = max(self.total, self.done)
         rate = self.done / max(now - self.started, 1e-9)
         left = (total - self.done) / rate if rate > 0 else 0.0
-        self.say(
+        log.info(
+            "%s",
             f"dt={partition}: {self.done:,} of {total:,} rows "
             f"({100 * self.done / max(total, 1):.0f}%), {rate:,.0f} rows/s"
-            + (f", ~{left:,.0f} s left" if self.done < total else "")
+            + (f", ~{left:,.0f} s left" if self.done < total else ""),
         )
 
 
@@ -501,7 +500,6 @@ def transform_partition(
     partition: str,
     batch_rows: int,
     progress: _Progress | None = None,
-    say: Callable[[str], Any] = logger.info,
     threads: int = SCORING_THREADS,
 ) -> PartitionResult:
     """Stream one partition's files through the scorer into one predictions file.
@@ -515,7 +513,6 @@ def transform_partition(
         partition: The partition (for messages).
         batch_rows: Rows per streamed batch.
         progress: Shared progress over the run.
-        say: Progress sink.
         threads: Batches scored at once (see :data:`SCORING_THREADS`).
 
     Returns:
@@ -567,9 +564,10 @@ def transform_partition(
     seconds = time.monotonic() - started
     if progress is not None:
         progress.add(0, partition, final=True)
-    say(
+    log.info(
+        "%s",
         f"dt={partition}: {rows_in:,} rows in, {rows_out:,} predictions out, {size:,} bytes, "
-        f"{seconds:.1f} s ({rows_in / max(seconds, 1e-9):,.0f} rows/s) -> {lake.uri(output_key)}"
+        f"{seconds:.1f} s ({rows_in / max(seconds, 1e-9):,.0f} rows/s) -> {lake.uri(output_key)}",
     )
     return PartitionResult(
         partition=partition,
@@ -593,7 +591,6 @@ def score_partitions(
     scorer: Scorer,
     plan: BatchPlan,
     *,
-    log: Log = None,
     threads: int = SCORING_THREADS,
 ) -> BatchManifest:
     """Score every planned partition with a loaded scorer and write the manifest.
@@ -602,13 +599,11 @@ def score_partitions(
         lake: The lake.
         scorer: The loaded version (``plan.version`` of ``plan.model_name``).
         plan: What to score.
-        log: Progress sink: a callable taking a line, or a logger.
         threads: Batches scored at once (see :data:`SCORING_THREADS`).
 
     Returns:
         The manifest (also written to ``<output prefix>/_manifest.json``).
     """
-    say = _say(log)
     prefix = plan.output_prefix
     # A rerun of this run starts clean: no manifest until it completes again, and no
     # partition folder this plan does not write.
@@ -632,14 +627,15 @@ def score_partitions(
         batch_rows=plan.batch_rows,
         load_seconds=round(scorer.load_seconds, 3),
     )
-    say(
+    log.info(
+        "%s",
         f"batch transform {plan.dataset} ({len(plan.partitions)} partition(s), "
         f"{plan.total_rows:,} catalogued rows) with {plan.model_name} v{scorer.version} "
         f"(asked: {plan.requested_version!r}), {plan.batch_rows:,} rows per batch -> "
-        f"{manifest.output_uri}"
+        f"{manifest.output_uri}",
     )
     started = time.monotonic()
-    progress = _Progress(say, plan.total_rows, started)
+    progress = _Progress(plan.total_rows, started)
     for partition in plan.partitions:
         sources = partition_files(lake, plan.dataset, partition)
         if not sources:
@@ -651,18 +647,19 @@ def score_partitions(
             lake, scorer, source_keys=sources,
             output_key=predictions_key(plan.model_name, plan.run_id, partition),
             id_columns=plan.id_columns, partition=partition, batch_rows=plan.batch_rows,
-            progress=progress, say=say, threads=threads,
+            progress=progress, threads=threads,
         )  # fmt: skip
         manifest.partitions[partition] = result
         manifest.rows_in += result.rows_in
         manifest.rows_out += result.rows_out
     manifest.seconds = round(time.monotonic() - started, 3)
     lake.write_json(manifest_key(plan.model_name, plan.run_id), manifest.to_dict())
-    say(
+    log.info(
+        "%s",
         f"batch transform done: {manifest.rows_in:,} rows in, {manifest.rows_out:,} "
         f"predictions out over {len(plan.partitions)} partition(s) in {manifest.seconds:.1f} s "
         f"({manifest.rows_per_second:,.0f} rows/s; model load {manifest.load_seconds:.1f} s); "
-        f"manifest {manifest.manifest_uri}"
+        f"manifest {manifest.manifest_uri}",
     )
     return manifest
 
@@ -718,23 +715,20 @@ def one_thread_per_predict(pipeline: Any) -> list[str]:
     return changed
 
 
-def run_batch_transform(
-    lake: Lake, client: ClientOrUri, plan: BatchPlan, *, log: Log = None
-) -> BatchManifest:
+def run_batch_transform(lake: Lake, client: ClientOrUri, plan: BatchPlan) -> BatchManifest:
     """Load the plan's version (Approved, verified) and score every planned partition.
 
     Args:
         lake: The lake.
         client: MLflow client or tracking URI.
         plan: From :func:`plan_batch_transform`.
-        log: Progress sink.
 
     Returns:
         The manifest.
     """
-    say = _say(log)
     scorer = load_planned_scorer(client, plan)
-    say(
+    log.info(
+        "%s",
         f"loaded {plan.model_name} v{scorer.version} (sha256 {str(scorer.sha256)[:12]}..., "
         f"verified) in {scorer.load_seconds:.1f} s: "
         + (
@@ -742,13 +736,13 @@ def run_batch_transform(
             if scorer.is_classifier
             else "regressor"
         )
-        + (f", threshold {scorer.threshold:.3f}" if scorer.threshold is not None else "")
+        + (f", threshold {scorer.threshold:.3f}" if scorer.threshold is not None else ""),
     )
-    return score_partitions(lake, scorer, plan, log=log)
+    return score_partitions(lake, scorer, plan)
 
 
 def batch_transform(
-    lake: Lake, client: ClientOrUri, request: BatchRequest, *, run_id: str, log: Log = None
+    lake: Lake, client: ClientOrUri, request: BatchRequest, *, run_id: str
 ) -> BatchManifest:
     """Plan and run a batch transform in one call (notebooks, benchmarks, the CLI).
 
@@ -757,18 +751,9 @@ def batch_transform(
         client: MLflow client or tracking URI.
         request: The checked request.
         run_id: Names the output prefix; the same run id rewrites the same output.
-        log: Progress sink.
 
     Returns:
         The manifest.
     """
     plan = plan_batch_transform(lake, client, request, run_id=run_id)
-    return run_batch_transform(lake, client, plan, log=log)
-
-
-def _say(log: Log) -> Callable[[str], Any]:
-    if log is None:
-        return logger.info
-    if isinstance(log, logging.Logger):
-        return log.info
-    return log
+    return run_batch_transform(lake, client, plan)

@@ -43,6 +43,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from include.mlops.etl.declared import churn_schema
+from include.mlops.vocabulary import AUTO
+from include.mlops.vocabulary import FORMATS as SOURCE_FORMATS
 
 #: Column order of every generated frame and landing file: the declared schema's.
 COLUMNS: tuple[str, ...] = tuple(churn_schema().names)
@@ -77,7 +79,8 @@ DOMAINS: dict[str, Any] = {
     "churned": (0, 1),
 }
 
-FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
+#: The files the generator writes: every ingest format (``auto`` only detects them).
+FORMATS: tuple[str, ...] = tuple(f for f in SOURCE_FORMATS if f != AUTO)
 DEFECT_KINDS: tuple[str, ...] = (
     "wrong_type",
     "missing_required",

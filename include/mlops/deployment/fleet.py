@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,6 @@ from include.mlops.serving.metrics import parse_text
 
 log = logging.getLogger(__name__)
 
-Log = Callable[[str], None]
 #: Upper bounds of the endpoint's latency histogram, read back from ``/metrics``.
 LATENCY_METRIC = "mlops_request_latency_seconds"
 
@@ -135,7 +134,6 @@ class EndpointFleet:
         expected: Mapping[str, int | None],
         *,
         timeout: float = 120.0,
-        log: Log = log.info,
     ) -> float:
         """Reload every replica and wait until each serves ``expected`` for the endpoint.
 
@@ -163,7 +161,7 @@ class EndpointFleet:
             }
             if not lagging:
                 took = time.monotonic() - started
-                log(f"all {len(self.urls)} replica(s) serve {dict(expected)} ({took:.1f}s)")
+                log.info("all %d replica(s) serve %s (%.1fs)", len(self.urls), dict(expected), took)
                 return took
             if time.monotonic() - started > timeout:
                 raise EndpointUnavailableError(
@@ -186,7 +184,7 @@ class EndpointFleet:
         )
 
     def smoke_test(
-        self, model_name: str, payload: Mapping[str, Any], *, rows: int, log: Log = log.info
+        self, model_name: str, payload: Mapping[str, Any], *, rows: int
     ) -> dict[str, Any]:
         """Score ``payload`` on every replica; each must answer 200 with ``rows`` predictions.
 
@@ -215,7 +213,7 @@ class EndpointFleet:
                 )
             seen[url] = {"version": body.get("model_version"), "variant": body.get("variant"),
                          "ms": round(ms, 1)}  # fmt: skip
-        log(f"smoke test passed on {len(seen)} replica(s): {seen}")
+        log.info("smoke test passed on %d replica(s): %s", len(seen), seen)
         return seen
 
     def traffic(self, model_name: str) -> dict[tuple[str, str], VariantTraffic]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-STRATEGIES: tuple[str, ...] = ("all_at_once", "canary", "linear", "shadow")
-#: ``version`` keywords: the newest Approved version, and the champion before the current one.
-LATEST_APPROVED = "latest_approved"
-PREVIOUS = "previous"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+from include.mlops.vocabulary import (
+    DEPLOY_STRATEGIES,
+    LATEST_APPROVED,
+    NAME_PATTERN,
+    NAME_RE,
+    PREVIOUS,
+)
 
 
 class DeployRequestError(ValueError):
@@ -54,8 +55,8 @@ class DeployRequest:
         """
         problems: list[str] = []
         name = str(params.get("model_name") or "")
-        if not _NAME.match(name):
-            problems.append(f"model_name {name!r} must match ^[a-z][a-z0-9_]*$")
+        if not NAME_RE.match(name):
+            problems.append(f"model_name {name!r} must match {NAME_PATTERN}")
         version = str(params.get("version") or LATEST_APPROVED).strip()
         if version not in (LATEST_APPROVED, PREVIOUS) and not (
             version.isdigit() and int(version) > 0
@@ -64,8 +65,8 @@ class DeployRequest:
                 f"version {version!r} must be a version number, {LATEST_APPROVED!r} or {PREVIOUS!r}"
             )
         strategy = str(params.get("strategy") or "all_at_once")
-        if strategy not in STRATEGIES:
-            problems.append(f"strategy {strategy!r} must be one of {', '.join(STRATEGIES)}")
+        if strategy not in DEPLOY_STRATEGIES:
+            problems.append(f"strategy {strategy!r} must be one of {', '.join(DEPLOY_STRATEGIES)}")
         numbers: dict[str, float] = {}
         for key, low, high, default, zero_ok in (
             ("traffic_percent", 0.0, 100.0, 10.0, False),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from include.mlops.deployment.fleet import EndpointFleet, SmokeTestError, VariantTraffic
-from include.mlops.deployment.request import LATEST_APPROVED, PREVIOUS, DeployRequest
+from include.mlops.deployment.request import DeployRequest
 from include.mlops.registry.artifacts import verify_artifact
 from include.mlops.registry.versions import (
     ClientOrUri,
@@ -38,9 +38,9 @@ from include.mlops.registry.versions import (
     require_approved,
 )
 from include.mlops.serving.config import clear_variant, read_endpoint_config, set_variant
+from include.mlops.vocabulary import LATEST_APPROVED, PREVIOUS
 
 log = logging.getLogger(__name__)
-Log = Callable[[str], None]
 
 PREVIOUS_CHAMPION_TAG = "endpoint.previous_champion"
 #: A bake judges error rate and latency only once the new version answered this many requests.
@@ -106,12 +106,28 @@ def check_deployable(client: ClientOrUri, request: DeployRequest) -> dict[str, A
 
 # -- infra validation ------------------------------------------------------------------------
 def infra_validate(
-    tracking_uri: str, model_name: str, version: int, *, timeout: float = 600.0, calls: int = 20
+    tracking_uri: str,
+    model_name: str,
+    version: int,
+    *,
+    timeout: float = 600.0,
+    calls: int = 20,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Load the version in a separate process and score its stored input example.
 
     A clean interpreter, as a replica has: a model that needs a missing package, fails
     to unpickle or raises on its own example fails here, before the endpoint is touched.
+
+    Args:
+        tracking_uri: The registry the child loads the version from.
+        model_name: Registered model.
+        version: The version.
+        timeout: Seconds before the child is given up on.
+        calls: How often the example is scored.
+        env: Variables the child needs beyond this process's environment (the lake's S3
+            endpoint and keys for MLflow's artifact store); this environment's own
+            values win.
 
     Returns:
         ``load_seconds``, ``p50_ms``, ``p99_ms`` (scoring the example ``calls`` times),
@@ -125,8 +141,9 @@ def infra_validate(
                "--calls", str(calls)]  # fmt: skip
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
-        )
+            command, capture_output=True, text=True, timeout=timeout,
+            env={**(env or {}), **os.environ},
+        )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise InfraValidationError(
             f"infra-validation of {model_name} v{version} did not finish in {timeout:.0f}s"
@@ -177,7 +194,6 @@ class Rollout:
     previous: int | None
     payload: Mapping[str, Any]
     rows: int
-    log: Log = log.info
     converge_timeout: float = 180.0
 
     def run(self) -> dict[str, Any]:
@@ -193,7 +209,7 @@ class Rollout:
             return self._shadow()
         if self.previous is None or self.previous == self.version:
             if strategy != "all_at_once":
-                self.log(f"no other champion to compare with: {strategy} becomes all_at_once")
+                log.info("no other champion to compare with: %s becomes all_at_once", strategy)
             return self._all_at_once()
         if strategy == "canary":
             return self._canary([self.request.traffic_percent])
@@ -213,7 +229,8 @@ class Rollout:
         model = self.request.model_name
         per_step = self.request.bake_minutes / len(shares)
         for share in shares:
-            self.log(f"canary v{self.version} at {share:g}% of traffic (champion v{self.previous})")
+            log.info("canary v%s at %s%% of traffic (champion v%s)", self.version, f"{share:g}",
+                     self.previous)  # fmt: skip
             set_variant(self.client, model, "canary", self.version, share)
             self._converge({"champion": self.previous, "canary": self.version})
             self._guard("canary", per_step, self._drop_canary)
@@ -232,32 +249,28 @@ class Rollout:
             )
         set_variant(self.client, model, "shadow", self.version, self.request.traffic_percent)
         self._converge({"champion": self.previous, "shadow": self.version})
-        self.fleet.smoke_test(model, self.payload, rows=self.rows, log=self.log)
-        self.log(
-            f"v{self.version} shadows champion v{self.previous} on "
-            f"{self.request.traffic_percent:g}% of requests; its predictions are captured "
-            "with variant=shadow (promote it with strategy all_at_once or canary)"
-        )
+        self.fleet.smoke_test(model, self.payload, rows=self.rows)
+        log.info(
+            "v%s shadows champion v%s on %s%% of requests; its predictions are captured with "
+            "variant=shadow (promote it with strategy all_at_once or canary)",
+            self.version, self.previous, f"{self.request.traffic_percent:g}",
+        )  # fmt: skip
         return read_endpoint_config(self.client, model).as_dict()
 
     # -- steps -------------------------------------------------------------------------------
     def _converge(self, expected: Mapping[str, int | None]) -> None:
-        self.fleet.wait_converged(
-            self.request.model_name, expected, timeout=self.converge_timeout, log=self.log
-        )
+        self.fleet.wait_converged(self.request.model_name, expected, timeout=self.converge_timeout)
 
     def _guard(self, variant: str, minutes: float, undo: Callable[[], None]) -> None:
         """Smoke-test, then bake ``minutes``; on failure undo, converge and raise."""
         try:
-            self.fleet.smoke_test(
-                self.request.model_name, self.payload, rows=self.rows, log=self.log
-            )
+            self.fleet.smoke_test(self.request.model_name, self.payload, rows=self.rows)
             healthy, why = self._bake(variant, minutes)
         except SmokeTestError as exc:
             healthy, why = False, str(exc)
         if healthy:
             return
-        self.log(f"v{self.version} is unhealthy ({why}); rolling back")
+        log.info("v%s is unhealthy (%s); rolling back", self.version, why)
         undo()
         raise RolledBackError(
             f"deployment of {self.request.model_name} v{self.version} "
@@ -277,7 +290,7 @@ class Rollout:
             now = self.fleet.traffic(self.request.model_name).get(key, VariantTraffic())
             healthy, why = bake_verdict(now.minus(before), self.request)
             left = deadline - time.monotonic()
-            self.log(f"bake v{self.version} ({variant}): {why}; {max(left, 0):.0f}s left")
+            log.info("bake v%s (%s): %s; %.0fs left", self.version, variant, why, max(left, 0))
             if not healthy:
                 return False, why
             if left <= 0:
@@ -302,7 +315,7 @@ class Rollout:
         client = registry_client(self.client)
         if self.previous is not None and self.previous != self.version:
             client.set_registered_model_tag(model, PREVIOUS_CHAMPION_TAG, str(self.previous))
-        self.log(f"{model} v{self.version} is the champion on every replica")
+        log.info("%s v%s is the champion on every replica", model, self.version)
         return read_endpoint_config(client, model).as_dict()
 
     def _now_serving(self) -> str:

@@ -23,7 +23,7 @@ from include.mlops.etl.schema import DatasetSchema
 from include.mlops.lake.store import Lake
 
 if TYPE_CHECKING:
-    from include.mlops.etl.pipeline import IngestResult
+    from include.mlops.etl.result import IngestResult
 
 
 def load_catalog(lake: Lake, dataset: str) -> dict[str, Any] | None:

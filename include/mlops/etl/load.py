@@ -27,7 +27,7 @@ from include.mlops.etl.transform import to_strings
 from include.mlops.lake.store import STAGING_PREFIX, Lake
 
 if TYPE_CHECKING:
-    from include.mlops.etl.pipeline import IngestResult
+    from include.mlops.etl.result import IngestResult
 
 #: zstd: about a third smaller than snappy on typical tabular data at a similar
 #: write speed, and the lake pays for every byte on each read by training,

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import re
 
-#: ``dataset`` and ``model_name`` params (DESIGN.md, "Param vocabulary").
-DATASET_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-#: ``partition`` param: a calendar day.
-PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-#: ``format`` param.
-FORMATS: tuple[str, ...] = ("auto", "csv", "jsonl", "parquet")
+from include.mlops.vocabulary import FORMATS, NAME_PATTERN, NAME_RE, PARTITION_RE
 
 PART_FILE = "part-00000.parquet"
 
 
 def validate_dataset_name(dataset: str, field: str = "dataset") -> str:
-    """Check a dataset name against ``^[a-z][a-z0-9_]*$``.
+    """Check a dataset name against :data:`~include.mlops.vocabulary.NAME_PATTERN`.
 
     Args:
         dataset: The name to check.
@@ -27,10 +22,10 @@ def validate_dataset_name(dataset: str, field: str = "dataset") -> str:
     Raises:
         ValueError: Naming the field and the rule when the name does not match.
     """
-    if not isinstance(dataset, str) or not DATASET_RE.match(dataset):
+    if not isinstance(dataset, str) or not NAME_RE.match(dataset):
         raise ValueError(
             f"{field} {dataset!r} is invalid: use lower-case letters, digits and '_', "
-            "starting with a letter (^[a-z][a-z0-9_]*$)"
+            f"starting with a letter ({NAME_PATTERN})"
         )
     return dataset
 

@@ -14,10 +14,9 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import pyarrow.fs as pafs
@@ -50,6 +49,7 @@ from include.mlops.etl.naming import (
     validate_format,
     validate_partition,
 )
+from include.mlops.etl.result import IngestResult
 from include.mlops.etl.schema import (
     DatasetSchema,
     SchemaDrift,
@@ -72,13 +72,12 @@ __all__ = [
     "publish_partition",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Progress lines at most this often (plus the first batch and the summary), so a
 #: long ingest is never silent and a short one is not noisy.
 PROGRESS_EVERY_SECONDS = 5.0
 
-Log = Callable[[str], Any] | logging.Logger | None
 T = TypeVar("T")
 
 
@@ -128,70 +127,6 @@ def _prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     finally:
         stop.set()
         worker.join()
-
-
-@dataclass
-class IngestResult:
-    """What one ingest did; ``to_dict()`` is small and JSON-able (an XCom value).
-
-    Attributes:
-        dataset: Dataset name.
-        partition: ``YYYY-MM-DD``.
-        run_id: The ingest run.
-        rows_read: Input records (every record counted once).
-        rows_curated: Records accepted into the curated file.
-        rows_quarantined: Records rejected to quarantine.
-        reasons: Rejected records per single reason (a record may have several).
-        staged_path: The curated file awaiting :func:`publish_partition` (a path in
-            ``lake.fs``).
-        curated_key: Lake key the curated file is published to.
-        quarantine_key: Lake key of the (already published) rejected records.
-        schema_version: Version of the schema the data was checked against.
-        content_hash: sha256 of the curated file's bytes: the partition's data snapshot id.
-        bytes: Size of the curated file.
-        seconds: Wall time of the ingest.
-        schema: The schema used (``DatasetSchema.to_dict()``), for the catalog.
-        source_files: The files read.
-    """
-
-    dataset: str
-    partition: str
-    run_id: str
-    rows_read: int
-    rows_curated: int
-    rows_quarantined: int
-    reasons: dict[str, int]
-    staged_path: str
-    curated_key: str
-    quarantine_key: str
-    schema_version: int
-    content_hash: str
-    bytes: int
-    seconds: float
-    schema: dict[str, Any] = field(default_factory=dict)
-    source_files: list[str] = field(default_factory=list)
-
-    @property
-    def quarantined_share(self) -> float:
-        """Share of input records rejected."""
-        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IngestResult:
-        """Inverse of :meth:`to_dict` (e.g. from an XCom)."""
-        return cls(**data)
-
-
-def _say(log: Log) -> Callable[[str], Any]:
-    if log is None:
-        return logger.info
-    if isinstance(log, logging.Logger):
-        return log.info
-    return log
 
 
 def expected_schema(dataset: str, catalog: dict[str, Any] | None) -> DatasetSchema | None:
@@ -261,7 +196,6 @@ def ingest_partition(
     run_id: str,
     missing_tokens: Sequence[str] = DEFAULT_MISSING_TOKENS,
     pii_salt: str = "",
-    log: Log = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> IngestResult:
     """Ingest source files into one partition of a dataset, streaming batch by batch.
@@ -272,6 +206,8 @@ def ingest_partition(
     pass every check go to a staged curated Parquet file (published later by
     :func:`publish_partition`, after the quality gate); rejected rows go, with all
     their reasons, to ``quarantine/<dataset>/dt=<partition>/part-00000.parquet`` now.
+    Progress (batches, rows, rows/s) goes to this module's logger at least every
+    :data:`PROGRESS_EVERY_SECONDS`.
 
     Args:
         lake: The lake.
@@ -283,7 +219,6 @@ def ingest_partition(
         run_id: The run (names reports; recorded on quarantined rows).
         missing_tokens: Raw strings that mean "missing" (``settings.missing_tokens``).
         pii_salt: Salt for hashing PII columns (``settings.pii_salt``).
-        log: Progress sink: a callable taking a line, or a logger.
         batch_rows: Target rows per batch.
 
     Returns:
@@ -297,21 +232,19 @@ def ingest_partition(
     validate_partition(partition)
     validate_format(fmt)
     quality_report_prefix(dataset, run_id)  # validates run_id before any work
-    say = _say(log)
     paths = list(source_paths)
     if not paths:
         raise EmptySourceError(f"no source files given for dataset {dataset!r} dt={partition}")
     started = time.monotonic()
     tokens = list(missing_tokens)
     schema = expected_schema(dataset, load_catalog(lake, dataset))
-    say(
-        f"ingest {dataset} dt={partition} run {run_id}: {len(paths)} file(s), format {fmt}, "
-        + (
-            f"schema v{schema.version} ({schema.origin})"
-            if schema
-            else "no schema yet: inferring one from the first batch"
-        )
-    )
+    log.info(
+        "ingest %s dt=%s run %s: %d file(s), format %s, %s", dataset, partition, run_id,
+        len(paths), fmt,
+        f"schema v{schema.version} ({schema.origin})"
+        if schema
+        else "no schema yet: inferring one from the first batch",
+    )  # fmt: skip
     keys = KeyRegistry()
     reasons: Counter[str] = Counter()
     rows_read = rows_curated = rows_quarantined = batches = 0
@@ -333,7 +266,7 @@ def ingest_partition(
             for raw in source:
                 if schema is None:
                     schema = infer_schema(raw.data, dataset, tokens)
-                    say(f"inferred schema: {_describe(schema)}")
+                    log.info("inferred schema: %s", _describe(schema))
                 else:
                     _check_drift(lake, raw, schema, tokens, run_id=run_id, partition=partition)
                 if curated is None:
@@ -350,7 +283,7 @@ def ingest_partition(
                     quarantine = ParquetSink(out, q_schema, QUARANTINE_ROW_GROUP_ROWS)
                     # On failure, stop the writer before atomic_output drops its file.
                     stack.callback(quarantine.abort, close_stream=False)
-                    _warn_unsalted(schema, pii_salt, say)
+                    _warn_unsalted(schema, pii_salt)
                 assert quarantine is not None and q_schema is not None
 
                 checked = validate_batch(
@@ -390,11 +323,11 @@ def ingest_partition(
                 now = time.monotonic()
                 if batches == 1 or now - last_report >= PROGRESS_EVERY_SECONDS:
                     last_report = now
-                    say(
-                        f"batch {batches}: {rows_read:,} rows read, {rows_curated:,} curated, "
-                        f"{rows_quarantined:,} quarantined, "
-                        f"{rows_read / max(now - started, 1e-9):,.0f} rows/s"
-                    )
+                    log.info(
+                        "batch %d: %s rows read, %s curated, %s quarantined, %s rows/s",
+                        batches, f"{rows_read:,}", f"{rows_curated:,}", f"{rows_quarantined:,}",
+                        f"{rows_read / max(now - started, 1e-9):,.0f}",
+                    )  # fmt: skip
 
             if pending is not None:
                 pending.result()
@@ -437,12 +370,13 @@ def ingest_partition(
         source_files=paths,
     )
     top = ", ".join(f"{r}={n:,}" for r, n in reasons.most_common(5)) or "none"
-    say(
+    log.info(
+        "%s",
         f"ingested {dataset} dt={partition}: {rows_read:,} rows read in {batches} batch(es), "
         f"{rows_curated:,} curated, {rows_quarantined:,} quarantined "
         f"({result.quarantined_share:.2%}; reasons: {top}), {size:,} bytes, "
         f"{seconds:.1f} s ({rows_read / max(seconds, 1e-9):,.0f} rows/s); staged for the "
-        f"quality gate at {staged}; rejected rows at {lake.uri(result.quarantine_key)}"
+        f"quality gate at {staged}; rejected rows at {lake.uri(result.quarantine_key)}",
     )
     return result
 
@@ -463,10 +397,11 @@ def _describe(schema: DatasetSchema) -> str:
     return "; ".join(parts) + (f"; key {schema.key}" if schema.key else "; no key")
 
 
-def _warn_unsalted(schema: DatasetSchema, salt: str, say: Callable[[str], Any]) -> None:
+def _warn_unsalted(schema: DatasetSchema, salt: str) -> None:
     pii = [c.name for c in schema.columns if c.pii]
     if pii and not salt:
-        say(
-            f"WARNING: PII column(s) {pii} are hashed without a salt (MLOPS_PII_SALT is "
-            "empty): anyone can confirm a guessed value by hashing it. Set the salt."
+        log.warning(
+            "PII column(s) %s are hashed without a salt (MLOPS_PII_SALT is empty): anyone can "
+            "confirm a guessed value by hashing it. Set the salt.",
+            pii,
         )

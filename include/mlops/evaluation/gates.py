@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from include.mlops.training.fit import METRIC_DIRECTION
+from include.mlops.vocabulary import METRIC_DIRECTION
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 
 from include.mlops.features.pipeline import feature_names
+from include.mlops.jsonable import jsonable
 from include.mlops.training.fit import best_f1_threshold
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the per-row predictions, JSON-able."""
-        return _jsonable(
+        return jsonable(
             {
                 "problem_type": self.problem_type,
                 "target": self.target,
@@ -237,7 +238,7 @@ def evaluate(
         top_features=top,
         importance_method=method,
         split_rows=splits.sizes(),
-        classes=_jsonable(classes),
+        classes=jsonable(classes),
         predictions=predictions,
     )
 
@@ -325,13 +326,13 @@ def _binary_metrics(
         "log_loss": float(log_loss(is_positive, positive_proba, labels=[False, True])),
         "n": n,
         "threshold": cut,
-        "positive_label": _jsonable(classes[1]),
+        "positive_label": jsonable(classes[1]),
         "tn": tn,
         "fp": fp,
         "fn": fn,
         "tp": tp,
         "confusion_matrix": {
-            "labels": _jsonable(list(classes)),
+            "labels": jsonable(list(classes)),
             "counts": counts,
             "percent": [[_percent(c, n) for c in row] for row in counts],
         },
@@ -384,7 +385,7 @@ def _multiclass_metrics(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -
         "log_loss": float(log_loss(y, normalised, labels=classes)),
         "n": n,
         "confusion_matrix": {
-            "labels": _jsonable(list(classes)),
+            "labels": jsonable(list(classes)),
             "counts": counts,
             "percent": [[_percent(c, n) for c in row] for row in counts],
         },
@@ -397,18 +398,3 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 def _percent(count: int, total: int) -> float:
     return round(100.0 * count / total, 2) if total else 0.0
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain Python values: numpy scalars unwrapped, NaN as ``None``."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -13,19 +13,19 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
+
+from include.mlops.vocabulary import AUTO, PROBLEM_TYPES, ProblemType
 
 if TYPE_CHECKING:
     from include.mlops.lake.store import Lake
 
 log = logging.getLogger(__name__)
 
-ProblemType = Literal["binary", "multiclass", "regression"]
-PROBLEM_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 #: A numeric target with at most this many distinct whole-number values is read as classes.
 MAX_CLASSES_FOR_NUMERIC_TARGET = 20
@@ -180,7 +180,7 @@ def split_dataset(
         log.warning("dropped %d row(s) with a missing target %r", dropped, target)
     if len(labelled) < 3:
         raise ValueError(f"{len(labelled)} labelled row(s): too few to split in three")
-    if problem_type == "auto":
+    if problem_type == AUTO:
         problem_type = infer_problem_type(labelled[target])
     if problem_type not in PROBLEM_TYPES:
         raise ValueError(f"problem_type {problem_type!r} must be one of {PROBLEM_TYPES} or auto")

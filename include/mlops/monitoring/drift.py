@@ -48,6 +48,7 @@ from include.mlops.evaluation.baseline import (
     OTHER_CATEGORY,
     category_name,
 )
+from include.mlops.jsonable import jsonable
 from include.mlops.monitoring.statistics import (
     BaselineCdf,
     chi_square_homogeneity,
@@ -477,18 +478,3 @@ def _bin_labels(edges: list[float]) -> list[str]:
         else:
             labels.append(f"({low:.4g}, {high:.4g}]")
     return labels
-
-
-def jsonable(value: Any) -> Any:
-    """JSON-able: numpy scalars unwrapped, NaN/inf as ``None``."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

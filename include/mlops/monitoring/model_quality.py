@@ -37,7 +37,7 @@ from include.mlops.evaluation.baseline import category_name
 from include.mlops.monitoring.drift import DriftThresholds
 from include.mlops.monitoring.errors import GroundTruthError
 from include.mlops.monitoring.quality import MODEL_QUALITY, Violation
-from include.mlops.training.fit import METRIC_DIRECTION
+from include.mlops.vocabulary import METRIC_DIRECTION
 
 #: Direction of every metric the window can report (``max``: higher is better).
 DIRECTION: dict[str, str] = {**METRIC_DIRECTION, "precision": "max", "recall": "max", "mse": "min"}

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from include.mlops.jsonable import jsonable
 from include.mlops.lake.capture import FEATURE_PREFIX, read_capture
 from include.mlops.monitoring.drift import (
     DriftThresholds,
@@ -30,7 +31,6 @@ from include.mlops.monitoring.drift import (
     categorical_drift,
     dataset_drift,
     feature_drift,
-    jsonable,
     numeric_drift,
 )
 from include.mlops.monitoring.errors import BaselineMissingError, GroundTruthError, MonitorError
@@ -128,7 +128,6 @@ def analyze_window(
     problem_type: str | None = None,
     expected_metrics: Mapping[str, Any] | None = None,
     decision_threshold: float | None = None,
-    progress: Callable[..., None] = log.info,
 ) -> dict[str, Any]:
     """Judge one version's captured rows against its baseline (no I/O).
 
@@ -143,7 +142,6 @@ def analyze_window(
             captured columns and the baseline when ``None``.
         expected_metrics: The version's test metrics, for model quality.
         decision_threshold: Binary decision threshold of the version.
-        progress: Logger for progress lines (features checked).
 
     Returns:
         The report section: ``window.rows``, ``dataset_drift``, ``drift_summary``,
@@ -180,7 +178,7 @@ def analyze_window(
                     name, checked.numbers, summary, thresholds, kind=summary.get("kind", "numeric")
                 )
         if i % step == 0 or i == len(names):
-            progress(
+            log.info(
                 "features checked: %d of %d (%.1f s)", i, len(names), time.perf_counter() - started
             )
     for f in features.values():

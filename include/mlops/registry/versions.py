@@ -20,14 +20,15 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-#: Version tag holding the human decision.
+# The statuses are re-exported: the registry's callers name them through it.
+from include.mlops.vocabulary import APPROVAL_STATUSES as APPROVAL_STATUSES
+from include.mlops.vocabulary import APPROVED, CHAMPION, PENDING
+from include.mlops.vocabulary import REJECTED as REJECTED
+
+#: Version tag holding the human decision (one of ``APPROVAL_STATUSES``).
 APPROVAL_TAG = "approval_status"
-PENDING = "PendingManualApproval"
-APPROVED = "Approved"
-REJECTED = "Rejected"
-APPROVAL_STATUSES: tuple[str, ...] = (PENDING, APPROVED, REJECTED)
 #: Alias of the version the endpoint serves; set by deploy, never by approval.
-CHAMPION_ALIAS = "champion"
+CHAMPION_ALIAS = CHAMPION
 
 # Provenance tags on every registered version.
 DATASET_TAG = "dataset"

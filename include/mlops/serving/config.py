@@ -24,7 +24,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from include.mlops.registry.versions import (
     CHAMPION_ALIAS,
@@ -34,6 +34,7 @@ from include.mlops.registry.versions import (
     registry_client,
     require_approved,
 )
+from include.mlops.vocabulary import CANARY, SHADOW, VARIANTS, Variant
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import RegisteredModel
@@ -42,11 +43,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Variant = Literal["champion", "canary", "shadow"]
-#: Every variant, in the order a reader shows them.
-VARIANTS: tuple[str, ...] = ("champion", "canary", "shadow")
-CANARY_ALIAS = "canary"
-SHADOW_ALIAS = "shadow"
+# Variants (``VARIANTS``, in the order a reader shows them): include/mlops/vocabulary.py.
+CANARY_ALIAS = CANARY
+SHADOW_ALIAS = SHADOW
 CANARY_PERCENT_TAG = "endpoint.canary_percent"
 SHADOW_PERCENT_TAG = "endpoint.shadow_percent"
 CAPTURE_PERCENT_TAG = "endpoint.capture_percent"

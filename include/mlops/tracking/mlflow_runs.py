@@ -308,23 +308,22 @@ class BackgroundTrialLogger:
     A trial's child run costs a few HTTP round trips to the tracking server (~0.4 s on the
     embedded stack); logged inline, that is pure orchestration overhead between two trials.
     Here :meth:`log_trial` only queues the record and :meth:`close` waits until every queued
-    trial is logged. A failure is reported through ``log`` and never reaches the tuning loop
+    trial is logged. A failure is logged as a warning and never reaches the tuning loop
     (the trial already ran; tracking is its record, not the search).
 
     Use as a context manager around the tuning loop::
 
-        with BackgroundTrialLogger(tracker, log=log) as background:
+        with BackgroundTrialLogger(tracker) as background:
             run_trials(study, ..., tracker=background)
     """
 
     _STOP = object()
 
-    def __init__(self, tracker: TrialTracker, *, log: Any = log.warning) -> None:
+    def __init__(self, tracker: TrialTracker) -> None:
         import queue
         import threading
 
         self.tracker = tracker
-        self._log = log
         self._queue: queue.Queue[Any] = queue.Queue()
         self.logged = 0
         self.failed = 0
@@ -341,7 +340,7 @@ class BackgroundTrialLogger:
         self._queue.put(self._STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            self._log(f"MLflow trial logging still busy after {timeout:.0f}s; giving up on it")
+            log.warning("MLflow trial logging still busy after %.0fs; giving up on it", timeout)
 
     def __enter__(self) -> BackgroundTrialLogger:
         return self
@@ -356,7 +355,7 @@ class BackgroundTrialLogger:
                 self.logged += 1
             except Exception as exc:
                 self.failed += 1
-                self._log(f"could not log trial {item.get('trial_number')} to MLflow: {exc}")
+                log.warning("could not log trial %s to MLflow: %s", item.get("trial_number"), exc)
 
 
 def _log_batch(

@@ -41,25 +41,13 @@ from include.mlops.training.algorithms import (
     make_estimator,
     positive_weight,
 )
+from include.mlops.vocabulary import CLASSIFICATION_METRICS, METRIC_DIRECTION, REGRESSION_METRICS
 
 if TYPE_CHECKING:
     from include.mlops.features.split import Splits
 
 log = logging.getLogger(__name__)
 
-#: Whether a larger value of each objective metric is better ("max") or worse ("min").
-METRIC_DIRECTION: dict[str, str] = {
-    "roc_auc": "max",
-    "pr_auc": "max",
-    "f1": "max",
-    "accuracy": "max",
-    "log_loss": "min",
-    "rmse": "min",
-    "mae": "min",
-    "r2": "max",
-}
-CLASSIFICATION_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "f1", "accuracy", "log_loss")
-REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2")
 #: The objective used when the caller names none.
 DEFAULT_OBJECTIVE: dict[str, str] = {
     "binary": "roc_auc",

@@ -52,10 +52,9 @@ from include.mlops.training.algorithms import (
     param_key,
     search_space,
 )
-from include.mlops.training.fit import METRIC_DIRECTION, REPORT_CHECKPOINTS, metrics_for
+from include.mlops.training.fit import REPORT_CHECKPOINTS, metrics_for
+from include.mlops.vocabulary import METRIC_DIRECTION, PROBLEM_TYPES, TUNING_STRATEGIES
 
-STRATEGIES: tuple[str, ...] = ("random", "grid", "bayesian", "hyperband")
-PROBLEM_TYPES: tuple[str, ...] = ("binary", "multiclass", "regression")
 #: Environment variable holding the study database URL (docker-compose sets a Postgres one).
 STORAGE_ENV = "MLOPS_OPTUNA_STORAGE"
 #: The Optuna parameter that picks the algorithm in a multi-algorithm search.
@@ -69,8 +68,6 @@ SQLITE_LOCK_TIMEOUT_S = 30
 HYPERBAND_REDUCTION_FACTOR = 3
 #: Rounds of an iterative algorithm that does not search ``n_estimators``.
 DEFAULT_MAX_ROUNDS = 500
-
-Strategy = Literal["random", "grid", "bayesian", "hyperband"]
 
 
 @dataclass(frozen=True)
@@ -141,8 +138,8 @@ class TuningSpec:
     def problems(self) -> list[str]:
         """Everything wrong with the spec, each said plainly (empty when valid)."""
         found: list[str] = []
-        if self.strategy not in STRATEGIES:
-            found.append(f"strategy {self.strategy!r} must be one of {list(STRATEGIES)}")
+        if self.strategy not in TUNING_STRATEGIES:
+            found.append(f"strategy {self.strategy!r} must be one of {list(TUNING_STRATEGIES)}")
         if self.problem_type not in PROBLEM_TYPES:
             found.append(
                 f"problem_type {self.problem_type!r} must be one of {list(PROBLEM_TYPES)} "

@@ -29,7 +29,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from include.mlops.jsonable import jsonable
 from include.mlops.training.fit import fit_candidate
 from include.mlops.tuning.study import TuningSpec, draw_candidate, trial_budget
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from include.mlops.features.split import Splits
     from include.mlops.tracking.mlflow_runs import BackgroundTrialLogger, TrialTracker
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Trial states that use up the budget (a WAITING trial was only enqueued).
 STARTED_STATES: tuple[TrialState, ...] = (
@@ -108,10 +109,12 @@ def run_trials(
     exclude: Iterable[str] = (),
     deadline: float | None = None,
     tracker: TrialTracker | BackgroundTrialLogger | None = None,
-    log: Callable[[str], None] = _log.info,
     worker: int = 0,
 ) -> list[TrialOutcome]:
     """Run trials from the shared study until its budget or the deadline is reached.
+
+    One progress line per trial goes to this module's logger (the Airflow task log):
+    trial k of N, its value, the best so far.
 
     Args:
         study: The shared study, from :func:`~include.mlops.tuning.study.create_or_load_study`
@@ -123,7 +126,6 @@ def run_trials(
         deadline: ``time.time()`` after which no new trial starts, or ``None``
             (:func:`~include.mlops.tuning.study.study_deadline` gives the shared one).
         tracker: Logs each trial as an MLflow child run; ``None`` to skip.
-        log: Receives one progress line per trial (the Airflow task log).
         worker: This worker's number; must be unique among the study's live workers
             (an Airflow ``map_index`` is).
 
@@ -132,18 +134,20 @@ def run_trials(
     """
     budget = trial_budget(spec)
     exclude = tuple(exclude)
-    _fail_orphans(study, worker, log)
+    _fail_orphans(study, worker)
     outcomes: list[TrialOutcome] = []
     while True:
         started = len(study.get_trials(deepcopy=False, states=STARTED_STATES))
         if started >= budget:
-            log(f"worker {worker}: trial budget reached ({started} of {budget} trials started)")
+            log.info(
+                "worker %d: trial budget reached (%d of %d trials started)", worker, started, budget
+            )
             break
         if deadline is not None and time.time() >= deadline:
-            log(
-                f"worker {worker}: deadline reached after {len(outcomes)} trial(s) here, "
-                f"{started} of {budget} started in the study"
-            )
+            log.info(
+                "worker %d: deadline reached after %d trial(s) here, %d of %d started in the study",
+                worker, len(outcomes), started, budget,
+            )  # fmt: skip
             break
         trial = study.ask()
         result = _run_trial(
@@ -151,8 +155,8 @@ def run_trials(
         )
         outcomes.append(result.outcome)
         if tracker is not None:
-            _track(tracker, study, spec, result, log)
-        log(_progress_line(study, spec, result.outcome, budget))
+            _track(tracker, study, spec, result)
+        log.info("%s", _progress_line(study, spec, result.outcome, budget))
     return outcomes
 
 
@@ -190,7 +194,7 @@ def _run_trial(
     try:
         algorithm, params = draw_candidate(trial, spec)
         trial.set_user_attr("algorithm", algorithm)
-        trial.set_user_attr("params", _jsonable(params))
+        trial.set_user_attr("params", jsonable(params))
         candidate = fit_candidate(
             algorithm,
             params,
@@ -219,27 +223,27 @@ def _run_trial(
         state = TrialState.PRUNED
         value = curve[max(curve)] if curve else None
         extra = {"pruned_at_round": max(curve) if curve else None}
-        _log.debug("trial %d: %s", trial.number, exc)
+        log.debug("trial %d: %s", trial.number, exc)
     except Exception as exc:
         state = TrialState.FAIL
         error = f"{type(exc).__name__}: {exc}"
-        _log.warning("trial %d (%s) failed: %s", trial.number, algorithm, error, exc_info=True)
+        log.warning("trial %d (%s) failed: %s", trial.number, algorithm, error, exc_info=True)
     except BaseException:
         # The process is being stopped: leave no trial RUNNING for ever in the study.
         _tell(study, trial, TrialState.FAIL, None, spec)
         raise
     seconds = time.perf_counter() - started
     trial.set_user_attr("duration_s", seconds)
-    trial.set_user_attr("scores", _jsonable(scores))
+    trial.set_user_attr("scores", jsonable(scores))
     trial.set_user_attr("curve", {str(k): v for k, v in curve.items()})
-    trial.set_user_attr("fit", _jsonable(extra))
+    trial.set_user_attr("fit", jsonable(extra))
     if error:
         trial.set_user_attr("error", error)
     _tell(study, trial, state, value, spec)
     outcome = TrialOutcome(
         number=trial.number,
         algorithm=algorithm,
-        params=_jsonable(params),
+        params=jsonable(params),
         value=value,
         state=state.name,
         seconds=seconds,
@@ -273,7 +277,6 @@ def _track(
     study: optuna.Study,
     spec: TuningSpec,
     result: _TrialResult,
-    log: Callable[[str], None],
 ) -> None:
     outcome = result.outcome
     metrics: dict[str, float | None] = {f"val_{k}": v for k, v in result.scores.items()}
@@ -297,7 +300,9 @@ def _track(
     except Exception as exc:
         # Tracking is a record of the search, not the search: a flaky MLflow server must
         # not throw away a trial that already ran.
-        log(f"worker {outcome.worker}: could not log trial {outcome.number} to MLflow: {exc}")
+        log.warning(
+            "worker %d: could not log trial %d to MLflow: %s", outcome.worker, outcome.number, exc
+        )
 
 
 def _progress_line(
@@ -320,7 +325,7 @@ def _progress_line(
     )
 
 
-def _fail_orphans(study: optuna.Study, worker: int, log: Callable[[str], None]) -> None:
+def _fail_orphans(study: optuna.Study, worker: int) -> None:
     """Mark failed the trials a previous attempt of this worker left RUNNING.
 
     A worker process that died (OOM, lost machine) never told the study; its trial would
@@ -334,9 +339,10 @@ def _fail_orphans(study: optuna.Study, worker: int, log: Callable[[str], None]) 
         if attrs.get("worker") != worker or (attrs.get("host"), attrs.get("pid")) == me:
             continue
         study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
-        log(
-            f"worker {worker}: trial {frozen.number + 1} of a previous attempt never finished; marked failed"
-        )
+        log.info(
+            "worker %d: trial %d of a previous attempt never finished; marked failed",
+            worker, frozen.number + 1,
+        )  # fmt: skip
 
 
 # -- what the study says ---------------------------------------------------------------------
@@ -441,16 +447,3 @@ def _span(starts: list[datetime], ends: list[datetime]) -> float:
     if not starts or not ends:
         return 0.0
     return max(0.0, (max(ends) - min(starts)).total_seconds())
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types (numpy scalars become Python numbers), for study attrs and XCom."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

@@ -381,9 +381,9 @@ def _registered_names(services: _Services) -> list[str]:
 
 
 def _plain_name(name: str) -> bool:
-    from include.mlops.etl.naming import DATASET_RE
+    from include.mlops.vocabulary import NAME_RE
 
-    return bool(DATASET_RE.match(name))
+    return bool(NAME_RE.match(name))
 
 
 def _folder_entries(lake: Lake, prefix: str) -> list[tuple[str, bool]]:

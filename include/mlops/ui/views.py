@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
+from include.mlops.vocabulary import PENDING
+
 if TYPE_CHECKING:
     import mlflow
 
@@ -29,7 +31,6 @@ log = logging.getLogger(__name__)
 
 #: Monitoring runs read per model for the trend (newest first by object time).
 DEFAULT_MONITORING_RUNS = 30
-VARIANTS: tuple[str, ...] = ("champion", "canary", "shadow")
 
 
 # -- registry --------------------------------------------------------------------------
@@ -86,7 +87,7 @@ class ModelSummary:
     @property
     def pending(self) -> int:
         """Versions waiting for a human decision."""
-        return sum(1 for v in self.versions if v.status == "PendingManualApproval")
+        return sum(1 for v in self.versions if v.status == PENDING)
 
 
 def _pct(value: float) -> str:

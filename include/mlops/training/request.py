@@ -1,0 +1,154 @@
+"""What a ``train_model`` run is asked to do: its params, validated (like deploy and batch).
+
+Every inconsistency is named at once, by field (DESIGN.md "Param vocabulary"). The request
+is stored with every registered version as its training spec, so a scheduled or
+drift-triggered run retrains the champion the same way on newer data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from include.mlops.vocabulary import (
+    ALGORITHM_NAMES,
+    APPROVAL_MODES,
+    CLASSIFICATION_METRICS,
+    NAME_PATTERN,
+    NAME_RE,
+    OBJECTIVE_METRICS,
+    PROBLEM_TYPE_CHOICES,
+    REGRESSION_METRICS,
+    TUNING_STRATEGIES,
+)
+
+
+class TrainingRequestError(ValueError):
+    """The training parameters are inconsistent; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a ``train_model`` run is asked to do (the DAG's params, validated).
+
+    Stored with every registered version as its training spec, so a scheduled or
+    drift-triggered run can retrain the champion the same way on newer data.
+    """
+
+    dataset: str
+    target: str
+    model_name: str
+    problem_type: str = "auto"
+    algorithms: tuple[str, ...] = ("xgboost", "logistic_regression")
+    tuning_strategy: str = "bayesian"
+    max_trials: int = 20
+    max_parallel_trials: int = 2
+    objective_metric: str = "roc_auc"
+    min_objective: float | None = None
+    approval: str = "manual"
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 42
+    time_column: str | None = None
+    timeout_minutes: float = 60.0
+    champion_tolerance: float = 0.01
+    fixed_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainingRequest:
+        """Validate DAG params (or a stored spec) into a request.
+
+        Raises:
+            TrainingRequestError: Listing every inconsistent field by name.
+        """
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in params.items() if k in known}
+        for key in ("time_column",):
+            values[key] = values.get(key) or None
+        if values.get("min_objective") in ("", None):
+            values["min_objective"] = None
+        if "algorithms" in values:
+            values["algorithms"] = tuple(values["algorithms"] or ())
+        if "split" in values:
+            values["split"] = tuple(float(x) for x in values["split"])
+        try:
+            request = cls(**values)
+        except TypeError as exc:
+            raise TrainingRequestError(f"training parameters: {exc}") from exc
+        problems = request.problems()
+        if problems:
+            raise TrainingRequestError("invalid training parameters: " + "; ".join(problems))
+        return request
+
+    def problems(self) -> list[str]:
+        """Every inconsistency, each naming its field (empty when valid)."""
+        out = []
+        for name in ("dataset", "model_name"):
+            if not NAME_RE.match(getattr(self, name) or ""):
+                out.append(f"{name} {getattr(self, name)!r} must match {NAME_PATTERN}")
+        if not self.target:
+            out.append("target is required")
+        if self.problem_type not in PROBLEM_TYPE_CHOICES:
+            out.append(f"problem_type {self.problem_type!r} is not one of {PROBLEM_TYPE_CHOICES}")
+        if self.tuning_strategy not in TUNING_STRATEGIES:
+            out.append(
+                f"tuning_strategy {self.tuning_strategy!r} is not one of {TUNING_STRATEGIES}"
+            )
+        unknown = [a for a in self.algorithms if a not in ALGORITHM_NAMES]
+        if not self.algorithms or unknown:
+            out.append(
+                f"algorithms {list(self.algorithms)} must be a non-empty list from {ALGORITHM_NAMES}"
+            )
+        metric = self.objective_metric
+        if metric not in OBJECTIVE_METRICS:
+            out.append(f"objective_metric {metric!r} is unknown")
+        if self.problem_type == "regression":
+            if metric in CLASSIFICATION_METRICS:
+                out.append(f"objective_metric {metric!r} is a classification metric")
+            wrong = [a for a in self.algorithms if a == "logistic_regression"]
+            if wrong:
+                out.append("algorithms: logistic_regression cannot do regression")
+        if self.problem_type in ("binary", "multiclass"):
+            if metric in REGRESSION_METRICS:
+                out.append(f"objective_metric {metric!r} is a regression metric")
+            wrong = [a for a in self.algorithms if a in ("ridge", "linear_regression")]
+            if wrong:
+                out.append(f"algorithms: {wrong} cannot do classification")
+        if not 1 <= self.max_trials <= 1000:
+            out.append("max_trials must be between 1 and 1000")
+        if not 1 <= self.max_parallel_trials <= 64:
+            out.append("max_parallel_trials must be between 1 and 64")
+        if self.approval not in APPROVAL_MODES:
+            out.append(f"approval {self.approval!r} is not manual or auto")
+        if (
+            len(self.split) != 3
+            or any(x <= 0 for x in self.split)
+            or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6)
+        ):
+            out.append(f"split {list(self.split)} must be three positive shares summing to 1")
+        if self.timeout_minutes <= 0:
+            out.append("timeout_minutes must be positive")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the stored training spec)."""
+        data = asdict(self)
+        data["algorithms"] = list(self.algorithms)
+        data["split"] = list(self.split)
+        data["fixed_params"] = dict(self.fixed_params)
+        return data
+
+    def algorithms_for(self, problem_type: str) -> tuple[str, ...]:
+        """The requested algorithms that can solve ``problem_type``."""
+        from include.mlops.training.algorithms import get_algorithm
+
+        return tuple(a for a in self.algorithms if problem_type in get_algorithm(a).problem_types)
+
+    def objective_for(self, problem_type: str) -> str:
+        """The objective, defaulting sensibly when ``auto`` met a mismatching metric."""
+        if problem_type == "regression" and self.objective_metric in CLASSIFICATION_METRICS:
+            return "rmse"
+        if problem_type != "regression" and self.objective_metric in REGRESSION_METRICS:
+            return "roc_auc" if problem_type == "binary" else "f1"
+        return self.objective_metric

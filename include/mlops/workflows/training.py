@@ -1,0 +1,503 @@
+"""The steps of ``train_model`` as plain functions: no Airflow here.
+
+Orchestration, one layer above the primitives it calls (quality gate, split, tuning
+study and workers, fit, evaluation, registry, tracking): those never import this
+module, so the packages below it form no cycle. Each step takes the lake, an MLflow
+client, the request and the typed hand-offs of the steps before it
+(:mod:`include.mlops.training.handoffs`, XComs as small dicts) and returns one. Order::
+
+    TrainingRequest.from_params → prepare_training_data → start_tuning
+      → tune_worker (× max_parallel_trials, one shared Optuna study)
+      → evaluate_candidate (refit best, test split, baseline, champion, gates)
+      → register_version (Pending) → approval (Airflow) → approve/reject
+
+A failed gate raises a named error (``DataQualityError``, ``ModelGateError``) whose
+message says what failed, by how much and where the report is.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.mlops.etl.naming import safe_run_id
+from include.mlops.jsonable import jsonable
+from include.mlops.training.data import (
+    LEAKAGE_AUC,
+    excluded_columns,
+    leakage_scores,
+    load_curated,
+)
+from include.mlops.training.handoffs import (
+    CandidateEvaluation,
+    PreparedData,
+    RegisteredVersion,
+    TuningHandle,
+    WorkerResult,
+)
+from include.mlops.training.request import TrainingRequest, TrainingRequestError
+from include.mlops.vocabulary import AUTO
+
+if TYPE_CHECKING:
+    import mlflow
+    import pandas as pd
+
+    from include.mlops.lake import Lake
+
+log = logging.getLogger(__name__)
+
+#: Fewer rows than this and a held-out test split means little.
+MIN_TRAINING_ROWS = 200
+
+
+def prepare_training_data(lake: Lake, request: TrainingRequest, *, run_id: str) -> PreparedData:
+    """Gate the training snapshot, infer the problem type, split, write the features.
+
+    Gate (Great Expectations, report in ``reports/quality/<dataset>/<run>/``): the target
+    exists, is never missing and not constant, at least :data:`MIN_TRAINING_ROWS` rows;
+    class balance is reported; a single feature predicting the target at ROC-AUC ≥
+    :data:`LEAKAGE_AUC` is a leak and stops the run.
+
+    Returns:
+        The snapshot, the problem type and where its split is.
+
+    Raises:
+        DataQualityError: A blocking check failed.
+    """
+    from include.mlops.features.split import infer_problem_type, split_dataset
+    from include.mlops.quality.gate import raise_for_quality, run_quality_gate
+    from include.mlops.quality.suites import expectation
+
+    df, catalog = load_curated(lake, request.dataset)
+    snapshot = str(catalog["snapshot_id"])
+    log.info("training data %s: %s rows from %d partition(s), snapshot %s", request.dataset,
+             f"{len(df):,}", len(catalog["partitions"]), snapshot[:12])  # fmt: skip
+    target = request.target
+    exclude = excluded_columns(catalog, target)
+    suite = [
+        expectation("expect_column_to_exist", blocking=True, why="the target must be in the data", column=target),
+        expectation("expect_table_row_count_to_be_between", blocking=True,
+                    why=f"fewer than {MIN_TRAINING_ROWS} rows make the test metrics noise",
+                    min_value=MIN_TRAINING_ROWS),
+    ]  # fmt: skip
+    if target in df.columns:
+        suite += [
+            expectation("expect_column_values_to_not_be_null", blocking=True,
+                        why="rows without a label cannot train or test", column=target),
+            expectation("expect_column_unique_value_count_to_be_between", blocking=True,
+                        why="a constant target leaves nothing to learn", column=target, min_value=2),
+        ]  # fmt: skip
+    quality = run_quality_gate(
+        lake, dataset=request.dataset, partition=snapshot[:12], run_id=f"train_{request.model_name}_{run_id}",
+        df=df, suite=suite,
+    )  # fmt: skip
+    raise_for_quality(quality)
+
+    problem_type = request.problem_type
+    if problem_type == AUTO:
+        problem_type = infer_problem_type(df[target])
+    features = [c for c in df.columns if c not in (target, *exclude)]
+    balance: dict[str, float] = {}
+    leakage: dict[str, float] = {}
+    if problem_type != "regression":
+        balance = {
+            str(k): round(float(v), 4) for k, v in df[target].value_counts(normalize=True).items()
+        }
+        log.info("class balance of %r: %s", target, balance)
+        leakage = leakage_scores(df, target=target, features=features, seed=request.seed)
+        leaks = {f: s for f, s in leakage.items() if s >= LEAKAGE_AUC}
+        if leaks:
+            from include.mlops.quality.gate import DataQualityError
+
+            detail = ", ".join(f"{f} (ROC-AUC {s:.3f} alone)" for f, s in sorted(leaks.items()))
+            raise DataQualityError(
+                f"target leakage in {request.dataset}: {detail} predicts {target!r} almost perfectly "
+                f"by itself (threshold {LEAKAGE_AUC}). A model would learn the leak and fail in "
+                "production; drop or fix the column(s), or exclude them from training. "
+                f"Data quality report: {quality.docs_uri}",
+                quality,
+            )
+    splits = split_dataset(
+        df, target=target, problem_type=problem_type, fractions=request.split,
+        seed=request.seed, time_column=request.time_column,
+    )  # fmt: skip
+    prefix = f"features/{request.model_name}/{snapshot[:16]}"
+    splits.write(lake, prefix)
+    log.info("split %s written to %s/ (%s)", splits.sizes(), lake.uri(prefix), problem_type)
+    return PreparedData(
+        snapshot_id=snapshot,
+        problem_type=problem_type,
+        features_prefix=prefix,
+        rows=len(df),
+        splits=splits.sizes(),
+        class_balance=balance,
+        exclude=exclude,
+        quality_report=quality.docs_uri,
+        quality_score=quality.score,
+        leakage=leakage,
+    )
+
+
+# -- tuning --------------------------------------------------------------------------
+def tuning_spec(request: TrainingRequest, problem_type: str) -> Any:
+    """The Optuna tuning spec for a request and the inferred problem type."""
+    from include.mlops.tuning.study import TuningSpec
+
+    algorithms = request.algorithms_for(problem_type)
+    if not algorithms:
+        raise TrainingRequestError(
+            f"none of algorithms {list(request.algorithms)} can solve a {problem_type} problem"
+        )
+    return TuningSpec(
+        strategy=request.tuning_strategy,
+        objective=request.objective_for(problem_type),
+        algorithms=algorithms,
+        problem_type=problem_type,
+        max_trials=request.max_trials,
+        max_parallel_trials=request.max_parallel_trials,
+        timeout_minutes=request.timeout_minutes,
+        seed=request.seed,
+        fixed_params=dict(request.fixed_params),
+    )
+
+
+def experiment_name(model_name: str) -> str:
+    """One MLflow experiment per model: its tuning runs and trials."""
+    return f"train_{model_name}"
+
+
+def start_tuning(
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: PreparedData,
+    *,
+    run_id: str,
+    storage_url: str,
+    artifact_location: str | None = None,
+) -> TuningHandle:
+    """Create the shared study and the MLflow tuning run trials hang under."""
+    from include.mlops.tracking.mlflow_runs import ensure_experiment, start_parent_run
+    from include.mlops.tuning.study import create_or_load_study
+
+    spec = tuning_spec(request, prepared.problem_type)
+    study_name = f"{request.model_name}-{safe_run_id(run_id)}"
+    create_or_load_study(storage_url, study_name, spec)
+    experiment_id = ensure_experiment(
+        client, experiment_name(request.model_name), artifact_location=artifact_location
+    )
+    parent = start_parent_run(
+        client,
+        experiment_id,
+        run_name=f"tune-{request.model_name}-{safe_run_id(run_id)}",
+        tags={"airflow_run_id": run_id, "optuna_study": study_name, "dataset": request.dataset,
+              "data_snapshot": prepared.snapshot_id},
+        params={**spec.to_dict(), "target": request.target, "dataset": request.dataset},
+    )  # fmt: skip
+    return TuningHandle(
+        study_name=study_name,
+        storage_url=storage_url,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        deadline=time.time() + 60 * request.timeout_minutes,
+        spec=spec.to_dict(),
+    )
+
+
+def tune_worker(
+    lake: Lake,
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: PreparedData,
+    tuning: TuningHandle,
+    *,
+    worker: int,
+) -> WorkerResult:
+    """One parallel worker: draw trials from the shared study until its budget is spent."""
+    from include.mlops.features.split import Splits
+    from include.mlops.tracking.mlflow_runs import BackgroundTrialLogger, TrialTracker
+    from include.mlops.tuning.study import TuningSpec, create_or_load_study
+    from include.mlops.tuning.worker import run_trials
+
+    spec = TuningSpec.from_dict(tuning.spec)
+    study = create_or_load_study(tuning.storage_url, tuning.study_name, spec, worker=worker)
+    splits = Splits.read(lake, prepared.features_prefix)
+    tracker = TrialTracker.connect(
+        client, experiment_id=tuning.experiment_id, parent_run_id=tuning.parent_run_id,
+        tags={"optuna_study": tuning.study_name},
+    )  # fmt: skip
+    # Trials are logged to MLflow from a background thread while the next one computes.
+    with BackgroundTrialLogger(tracker) as background:
+        outcomes = run_trials(
+            study, spec=spec, splits=splits, target=request.target, exclude=prepared.exclude,
+            deadline=tuning.deadline, tracker=background, worker=worker,
+        )  # fmt: skip
+    return WorkerResult(
+        worker=worker,
+        trials=len(outcomes),
+        compute_seconds=round(sum(o.seconds for o in outcomes), 3),
+    )
+
+
+# -- evaluation and registration ----------------------------------------------------
+def candidate_key(model_name: str, run_id: str) -> str:
+    """Where the evaluated candidate pipeline waits for registration."""
+    return f"models/{model_name}/candidates/{safe_run_id(run_id)}/pipeline.joblib"
+
+
+def evaluate_candidate(
+    lake: Lake,
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: PreparedData,
+    tuning: TuningHandle,
+    *,
+    run_id: str,
+) -> CandidateEvaluation:
+    """Refit the best trial, evaluate it beside the baseline and the champion, gate it.
+
+    The champion is re-scored on *this* run's test split, so the comparison is like for
+    like. The report goes to ``reports/evaluation/<model>/<run>/`` (copied under the
+    version once registered).
+
+    Raises:
+        ModelGateError: A gate failed (value threshold, baseline, champion tolerance).
+    """
+    import joblib
+
+    from include.mlops.evaluation.gates import GateThresholds, raise_for_gates, should_promote
+    from include.mlops.evaluation.metrics import evaluate
+    from include.mlops.evaluation.report import write_evaluation_report
+    from include.mlops.features.split import Splits
+    from include.mlops.registry import champion as registry_champion
+    from include.mlops.registry import load_verified_model
+    from include.mlops.training.fit import fit_candidate
+    from include.mlops.tuning.study import TuningSpec, create_or_load_study
+    from include.mlops.tuning.worker import best_trial, study_summary
+
+    spec = TuningSpec.from_dict(tuning.spec)
+    study = create_or_load_study(tuning.storage_url, tuning.study_name, spec)
+    best = best_trial(study)
+    summary = study_summary(study)
+    log.info("tuning done: %d trials %s; best #%d %s %s=%.4f", summary["trials"], summary["states"],
+             best["number"], best["algorithm"], spec.objective, best["value"])  # fmt: skip
+    _close_tuning_run(client, tuning.parent_run_id, spec.objective, best, summary)
+    splits = Splits.read(lake, prepared.features_prefix)
+    problem_type = prepared.problem_type
+    fit: dict[str, Any] = dict(
+        target=request.target,
+        problem_type=problem_type,
+        seed=request.seed,
+        exclude=prepared.exclude,
+    )
+    candidate = fit_candidate(
+        best["algorithm"], best["params"], splits, objective=spec.objective, **fit
+    )
+    baseline = fit_candidate("baseline", {}, splits, **fit)
+    report = evaluate(
+        candidate.pipeline, splits, target=request.target, problem_type=problem_type,
+        baseline_pipeline=baseline.pipeline, seed=request.seed,
+    )  # fmt: skip
+
+    champion_info = registry_champion(client, request.model_name)
+    champion_metrics = None
+    if champion_info is not None:
+        champion_pipeline = load_verified_model(client, request.model_name, champion_info.version)
+        champion_metrics = evaluate(
+            champion_pipeline, splits, target=request.target, problem_type=problem_type,
+            baseline_pipeline=baseline.pipeline, seed=request.seed,
+        ).metrics  # fmt: skip
+        log.info("champion v%s on this test split: %s=%s", champion_info.version, spec.objective,
+                 champion_metrics.get(spec.objective))  # fmt: skip
+
+    decision = should_promote(
+        report.metrics, baseline=report.baseline_metrics, champion=champion_metrics,
+        objective=spec.objective,
+        thresholds=GateThresholds(min_objective=request.min_objective, tolerance=request.champion_tolerance),
+    )  # fmt: skip
+    written = write_evaluation_report(
+        lake, report, model_name=request.model_name, version=f"candidate-{safe_run_id(run_id)}",
+        data_snapshot=prepared.snapshot_id, dataset=request.dataset,
+        training_spec=request.to_dict(),
+    )  # fmt: skip
+    log.info("evaluation report %s: %s", written["model_card_uri"], decision.summary())
+    raise_for_gates(decision, written["model_card_uri"])
+
+    buffer = io.BytesIO()
+    joblib.dump(candidate.pipeline, buffer)
+    key = candidate_key(request.model_name, run_id)
+    lake.write_bytes(key, buffer.getvalue())
+    return CandidateEvaluation(
+        candidate_key=key,
+        algorithm=best["algorithm"],
+        params=best["params"],
+        objective=spec.objective,
+        metrics=jsonable(report.metrics),
+        baseline_metrics=jsonable(report.baseline_metrics),
+        champion=(
+            {"version": champion_info.version, "metrics": jsonable(champion_metrics or {})}
+            if champion_info is not None
+            else None
+        ),
+        decision=decision.to_dict(),
+        report_prefix=written["prefix"],
+        report_uri=written["model_card_uri"],
+        threshold=report.threshold,
+        tuning=summary,
+    )
+
+
+def _close_tuning_run(
+    client: mlflow.MlflowClient,
+    run_id: str,
+    objective: str,
+    best: Mapping[str, Any],
+    summary: Mapping[str, Any],
+) -> None:
+    """Mark the tuning run FINISHED with the search's outcome (it stays the version's run)."""
+    from include.mlops.tracking.mlflow_runs import finish_run, log_dict_artifact
+
+    finish_run(
+        client, run_id,
+        metrics={f"best_val_{objective}": best["value"], "trials": summary["trials"],
+                 "trial_compute_seconds": summary["compute_seconds"]},
+        tags={"best_algorithm": best["algorithm"], "best_trial": best["number"]},
+    )  # fmt: skip
+    log_dict_artifact(client, run_id, dict(summary), "tuning_summary.json")
+
+
+def register_version(
+    lake: Lake,
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: PreparedData,
+    tuning: TuningHandle,
+    evaluation: CandidateEvaluation,
+) -> RegisteredVersion:
+    """Register the evaluated candidate as ``PendingManualApproval`` with its evidence.
+
+    Returns:
+        The new version, with the approval text (the candidate's metrics beside the
+        champion's).
+    """
+    import joblib
+
+    from include.mlops.evaluation.baseline import compute_drift_baseline
+    from include.mlops.features.pipeline import input_columns
+    from include.mlops.features.split import Splits
+    from include.mlops.registry import register_candidate
+
+    pipeline = joblib.load(io.BytesIO(lake.read_bytes(evaluation.candidate_key)))
+    splits = Splits.read(lake, prepared.features_prefix)
+    columns = input_columns(pipeline)
+    train = splits.train
+    predictions = _scores(pipeline, train[columns], prepared.problem_type)
+    baseline = compute_drift_baseline(
+        train, features=columns, target=request.target, predictions=predictions
+    )
+    report_files = {
+        key[len(evaluation.report_prefix) + 1 :]: lake.read_bytes(key)
+        for key in lake.list_files(evaluation.report_prefix + "/")
+    }
+    spec = {**request.to_dict(), "problem_type": prepared.problem_type,
+            "algorithm": evaluation.algorithm, "params": evaluation.params,
+            "threshold": evaluation.threshold}  # fmt: skip
+    objective = evaluation.objective
+    registered = register_candidate(
+        client,
+        model_name=request.model_name,
+        run_id=tuning.parent_run_id,
+        pipeline=pipeline,
+        input_example=splits.test[columns].head(5),
+        metrics=evaluation.metrics,
+        baseline_metrics=evaluation.baseline_metrics,
+        evaluation_dir_or_files=report_files,
+        drift_baseline=baseline,
+        training_spec=spec,
+        dataset=request.dataset,
+        data_snapshot=prepared.snapshot_id,
+        git_sha=git_sha(),
+        objective=objective,
+        objective_value=float(evaluation.metrics[objective]),
+        evaluation_report_uri=evaluation.report_uri,
+    )
+    # The report under the version's own prefix: reports/evaluation/<model>/<version>/.
+    # The report was written before registration under a candidate label; the copy
+    # under the version names the version (the plots are unchanged).
+    version_prefix = f"reports/evaluation/{request.model_name}/{registered.version}"
+    label = evaluation.report_prefix.rsplit("/", 1)[-1].encode()
+    for name, data in report_files.items():
+        if name.endswith((".html", ".md", ".json")):
+            data = data.replace(label, str(registered.version).encode())
+        lake.write_bytes(f"{version_prefix}/{name}", data)
+    report_uri = evaluation.report_uri.replace(evaluation.report_prefix, version_prefix)
+    log.info("registered %s v%s (PendingManualApproval), sha256 %s", request.model_name,
+             registered.version, registered.sha256[:12])  # fmt: skip
+    return RegisteredVersion(
+        model_name=request.model_name,
+        version=str(registered.version),
+        run_id=registered.run_id,
+        sha256=registered.sha256,
+        report_uri=report_uri,
+        approval_body=approval_body(request, evaluation, str(registered.version), report_uri),
+    )
+
+
+def approval_body(
+    request: TrainingRequest, evaluation: CandidateEvaluation, version: str, report_uri: str
+) -> str:
+    """Markdown for the approver: the candidate beside the champion and the baseline."""
+    champion = evaluation.champion
+    metrics = evaluation.metrics
+    names = [m for m in ("roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "log_loss",
+                         "rmse", "mae", "r2") if isinstance(metrics.get(m), int | float)]  # fmt: skip
+    head = "| metric | candidate | baseline |" + (
+        f" champion v{champion['version']} |" if champion else ""
+    )
+    rule = "|---|---|---|" + ("---|" if champion else "")
+    rows = []
+    for m in names:
+        objective = " (objective)" if m == evaluation.objective else ""
+        row = f"| {m}{objective} | {metrics[m]:.4f} | {_cell(evaluation.baseline_metrics.get(m))} |"
+        if champion:
+            row += f" {_cell(champion['metrics'].get(m))} |"
+        rows.append(row)
+    return "\n".join([
+        f"**{request.model_name} v{version}** — {evaluation.algorithm} on `{request.dataset}`, "
+        f"held-out test split.",
+        "",
+        head, rule, *rows,
+        "",
+        f"Gates: {evaluation.decision.get('summary') or 'all passed'}.",
+        f"Evaluation report and model card: {report_uri}",
+    ])  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    """A metric in the approval table; ``–`` where it is undefined (``None``: see jsonable)."""
+    return f"{value:.4f}" if isinstance(value, int | float) else "–"
+
+
+def git_sha() -> str:
+    """The commit of the training code (``MLOPS_GIT_SHA`` in images without .git)."""
+    if os.environ.get("MLOPS_GIT_SHA"):
+        return os.environ["MLOPS_GIT_SHA"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _scores(pipeline: Any, X: pd.DataFrame, problem_type: str) -> Any:
+    if problem_type == "binary" and hasattr(pipeline, "predict_proba"):
+        return pipeline.predict_proba(X)[:, 1]
+    return pipeline.predict(X)

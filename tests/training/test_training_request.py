@@ -1,0 +1,36 @@
+"""train_model's request: defaults, the stored-spec round trip, refusals that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.mlops.training.request import TrainingRequest, TrainingRequestError
+
+BASE = {"dataset": "churn", "target": "churned", "model_name": "churn_model"}
+
+
+def test_request_defaults_round_trip_as_a_stored_spec() -> None:
+    request = TrainingRequest.from_params({**BASE, "min_objective": "", "time_column": ""})
+    assert request.min_objective is None and request.time_column is None
+    assert TrainingRequest.from_params(request.to_dict()) == request
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"problem_type": "regression", "objective_metric": "roc_auc"}, "objective_metric"),
+        (
+            {"problem_type": "regression", "algorithms": ["logistic_regression"]},
+            "logistic_regression",
+        ),
+        ({"problem_type": "binary", "algorithms": ["ridge"]}, "algorithms"),
+        ({"split": [0.7, 0.2, 0.2]}, "split"),
+        ({"algorithms": []}, "algorithms"),
+        ({"model_name": "Churn Model"}, "model_name"),
+        ({"tuning_strategy": "genetic"}, "tuning_strategy"),
+        ({"max_parallel_trials": 0}, "max_parallel_trials"),
+    ],
+)
+def test_inconsistent_requests_name_the_field(change: dict, field: str) -> None:
+    with pytest.raises(TrainingRequestError, match=field):
+        TrainingRequest.from_params({**BASE, **change})
