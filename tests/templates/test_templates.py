@@ -28,6 +28,7 @@ def test_values_are_escaped_and_none_prints_nothing() -> None:
     page = error_page(404, "<script>alert(1)</script>", PageContext(LinkTargets(), user=None))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
     assert "signed in as" not in page
+    assert render("email/drift_alert.html", message="a < b & c") == "<p>a &lt; b &amp; c</p>"
 
 
 def test_an_undefined_name_is_an_error_not_an_empty_string() -> None:

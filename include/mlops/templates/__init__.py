@@ -2,7 +2,9 @@
 
 Three renderers fill them: the Airflow UI views (:mod:`include.mlops.ui.html`), the
 monitoring report (:mod:`include.mlops.monitoring.report`) and the model card
-(:mod:`include.mlops.evaluation.report`). The files are package data beside this module::
+(:mod:`include.mlops.evaluation.report`); the drift e-mail
+(:mod:`include.mlops.airflow.notifiers`) has one too. The files are package data beside
+this module::
 
     mlops.css                    the stylesheet; base.html inlines it, so a report
                                  stored in the lake stays one self-contained file
@@ -12,6 +14,7 @@ monitoring report (:mod:`include.mlops.monitoring.report`) and the model card
                                  folder, error (macros.html: badge, link, verdict, trend)
     monitoring/report.html       the monitoring report
     evaluation/model_card.html   the model card
+    email/drift_alert.html       the drift alert's e-mail body
 
 Autoescape is on for every template: whatever a renderer passes in (registry tags, lake
 keys, report values) is escaped unless it is markup a macro made. ``None`` prints as
