@@ -10,7 +10,7 @@ KNOWN_TAGS = frozenset(
     {"lake", "etl", "quality", "training", "tuning", "registry", "serving", "monitoring"}
 )
 
-#: Patterns shared by every trigger form (DESIGN.md "Param vocabulary").
+#: Patterns shared by every trigger form (docs/design.md "Param vocabulary").
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 PARTITION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 

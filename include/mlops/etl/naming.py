@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-#: ``dataset`` and ``model_name`` params (DESIGN.md, "Param vocabulary").
+#: ``dataset`` and ``model_name`` params (docs/design.md, "Param vocabulary").
 DATASET_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 #: ``partition`` param: a calendar day.
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -1,6 +1,6 @@
 """The monitoring report: ``report.json`` for machines, ``report.html`` for people.
 
-Written under ``monitoring/<model>/<run>/`` (the contract in DESIGN.md)::
+Written under ``monitoring/<model>/<run>/`` (the contract in docs/design.md)::
 
     report.json   model_name, version, window {start, end, rows}, dataset_drift,
                   features {<name>: {drift, method, score, threshold, ...}},
