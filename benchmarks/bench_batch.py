@@ -183,7 +183,7 @@ def measure(side: str, endpoint: str, store: str, rows: int, repeats: int = 1) -
 def ingest(lake, rows: int, work: Path) -> None:
     import pyarrow.fs as pafs
 
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
     from include.mlops.etl.catalog import record_partition
     from include.mlops.etl.load import publish_partition
     from include.mlops.etl.pipeline import ingest_partition

@@ -120,7 +120,7 @@ def main() -> int:
         side_main(opts.side, opts.csv, opts.endpoint, opts.run)
         return 0
 
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
     from include.mlops.stack.process import free_port_block
     from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
 

@@ -208,7 +208,7 @@ def main() -> int:
     )
     opts = parser.parse_args()
 
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
     from include.mlops.stack.airflow_api import AirflowClient
     from include.mlops.stack.embedded import ADMIN_PASSWORD, ADMIN_USER, StackConfig, down, up
 

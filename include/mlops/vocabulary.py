@@ -1,5 +1,5 @@
 """The platform's vocabulary, declared once: the values trigger forms, request classes
-and domain code must agree on (DESIGN.md "Param vocabulary").
+and domain code must agree on (docs/design.md "Param vocabulary").
 
 DAG files import this module at parse time, so it stays import-light: the standard
 library only (no pandas, numpy, mlflow, ...). Each choice is a ``Literal`` type for

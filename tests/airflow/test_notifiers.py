@@ -1,4 +1,6 @@
-"""DriftNotifier delivers over real sockets: an HTTP webhook receiver and an SMTP server."""
+"""DriftNotifier delivers over real sockets, configured by Airflow connections
+(``AIRFLOW_CONN_ALERTS_WEBHOOK``, ``AIRFLOW_CONN_ALERTS_SMTP``): an HTTP webhook receiver
+and an SMTP server."""
 
 from __future__ import annotations
 
@@ -90,10 +92,14 @@ def test_posts_to_the_webhook_and_mails_when_configured(
 ) -> None:
     url, posted = webhook
     port, mailed = smtp
-    monkeypatch.setenv("MLOPS_ALERT_WEBHOOK_URL", url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": url})
+    )
+    # The test server speaks plain SMTP: no implicit TLS, no STARTTLS.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALERTS_SMTP", f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
+    )
     monkeypatch.setenv("MLOPS_ALERT_EMAIL_TO", "oncall@example.com")
-    monkeypatch.setenv("MLOPS_ALERT_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("MLOPS_ALERT_SMTP_PORT", str(port))
     DriftNotifier(ALERT).notify({})
     assert len(posted) == 1 and posted[0]["alert"]["drifted_features"] == ["age", "plan"]
     assert posted[0]["text"] == drift_message(ALERT)
@@ -108,8 +114,25 @@ def test_a_dead_channel_is_logged_not_raised(
 ) -> None:
     from include.mlops.stack.process import free_port
 
-    monkeypatch.setenv("MLOPS_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/hook")
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": dead})
+    )
     monkeypatch.delenv("MLOPS_ALERT_EMAIL_TO", raising=False)
     DriftNotifier(ALERT).notify({})  # the drift event is already out: never raise here
     assert "DRIFT ALERT: Drift on churn v3" in caplog.text
     assert "could not post the drift alert" in caplog.text
+
+
+def test_without_connections_only_the_log_and_retired_variables_are_named(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("AIRFLOW_CONN_ALERTS_WEBHOOK", "AIRFLOW_CONN_ALERTS_SMTP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLOPS_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("MLOPS_ALERT_EMAIL_TO", "oncall@example.com")
+    DriftNotifier(ALERT).notify({})
+    assert "DRIFT ALERT: Drift on churn v3" in caplog.text
+    assert "MLOPS_ALERT_WEBHOOK_URL no longer read" in caplog.text
+    assert "connection 'alerts_smtp' is not: no e-mail" in caplog.text
+    assert "could not" not in caplog.text

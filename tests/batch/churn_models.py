@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from include.mlops.demo.churn import TARGET_COLUMN, write_landing_file
+from include.mlops.demo.churn import TARGET_COLUMN
+from include.mlops.demo.landing import write_landing_file
 from include.mlops.etl.catalog import curated_paths, record_partition
 from include.mlops.etl.load import publish_partition
 from include.mlops.etl.pipeline import ingest_partition

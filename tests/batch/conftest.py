@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from include.mlops.batch import BatchRequest
 from include.mlops.lake.store import Lake
 from include.mlops.training.fit import FittedCandidate
 from tests.batch.churn_models import (
@@ -25,6 +26,11 @@ from tests.batch.churn_models import (
 MODEL = "churn_model"
 DATASET = "churn"
 PARTITIONS = {"2026-11-01": (1_500, 1), "2026-11-02": (900, 2)}
+
+
+def request(**params) -> BatchRequest:
+    """A batch request for this world's model and dataset."""
+    return BatchRequest.from_params({"model_name": MODEL, "dataset": DATASET, **params})
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import json
 from collections.abc import Callable
 
 import numpy as np
@@ -29,20 +28,14 @@ from include.mlops.batch import (
 )
 from include.mlops.etl.catalog import load_catalog, record_partition
 from include.mlops.registry import (
-    ModelNotFoundError,
     NotApprovedError,
-    VersionNotFoundError,
     reject_version,
 )
 from include.mlops.serving.scoring import Scorer, load_scorer
 from tests.batch.churn_models import THRESHOLD, fit_on
-from tests.batch.conftest import DATASET, MODEL, World
+from tests.batch.conftest import DATASET, MODEL, World, request
 
 pytestmark = pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
-
-
-def request(**params) -> BatchRequest:
-    return BatchRequest.from_params({"model_name": MODEL, "dataset": DATASET, **params})
 
 
 def read_predictions(world: World, run_id: str, partition: str) -> pd.DataFrame:
@@ -147,18 +140,6 @@ def test_rerun_rewrites_the_same_files(world: World) -> None:
     assert world.lake.list_staged() == []
 
 
-@pytest.mark.parametrize("which", ["pending", "rejected"])
-def test_versions_not_approved_are_refused(world: World, which: str) -> None:
-    version = getattr(world, which)
-    status = {"pending": "PendingManualApproval", "rejected": "Rejected"}[which]
-    with pytest.raises(NotApprovedError, match=rf"version {version} is {status}.*not Approved"):
-        plan_batch_transform(world.lake, world.client, request(version=str(version)), run_id="r")
-    latest = max(world.pending, world.rejected)
-    with pytest.raises(NotApprovedError, match=f"version {latest} is"):
-        plan_batch_transform(world.lake, world.client, request(version="latest"), run_id="r")
-    assert not world.lake.list_files(f"predictions/{MODEL}/r/")
-
-
 def test_a_version_rejected_after_planning_is_not_loaded(world: World, tmp_path) -> None:
     from tests.batch.churn_models import new_store, register_version
 
@@ -170,23 +151,6 @@ def test_a_version_rejected_after_planning_is_not_loaded(world: World, tmp_path)
     with pytest.raises(NotApprovedError, match="Rejected"):
         run_batch_transform(world.lake, client, plan)
     assert not world.lake.list_files(f"predictions/{MODEL}/late/")
-
-
-def test_unknown_model_version_alias_partition_and_dataset(world: World) -> None:
-    with pytest.raises(ModelNotFoundError, match="no registered model 'nope'"):
-        plan_batch_transform(world.lake, world.client,
-                             BatchRequest.from_params({"model_name": "nope", "dataset": DATASET}),
-                             run_id="r")  # fmt: skip
-    with pytest.raises(VersionNotFoundError, match="no version 99"):
-        plan_batch_transform(world.lake, world.client, request(version="99"), run_id="r")
-    with pytest.raises(VersionNotFoundError, match="alias 'canary'"):
-        plan_batch_transform(world.lake, world.client, request(version="canary"), run_id="r")
-    with pytest.raises(BatchInputError, match=r"no partition 2026-10-31; catalogued \(2\)"):
-        plan_batch_transform(world.lake, world.client, request(partition="2026-10-31"), run_id="r")
-    with pytest.raises(BatchInputError, match="'orders' has no curated partitions"):
-        plan_batch_transform(world.lake, world.client,
-                             BatchRequest.from_params({"model_name": MODEL, "dataset": "orders"}),
-                             run_id="r")  # fmt: skip
 
 
 def _copy_dataset(
@@ -267,14 +231,6 @@ def test_regression_output_has_null_probability(world: World) -> None:
                           filesystem=world.lake.fs)  # fmt: skip
     assert table.schema.field("prediction").type == pa.float64()
     assert table.column("probability").null_count == table.num_rows == world.rows["2026-11-02"]
-
-
-def test_plan_round_trips_through_json(world: World) -> None:
-    plan = plan_batch_transform(world.lake, world.client, request(), run_id="scheduled__x")
-    again = BatchPlan.from_dict(json.loads(json.dumps(plan.to_dict())))
-    assert again == plan
-    assert plan.version == world.approved and plan.id_columns == ["customer_id"]
-    assert plan.partitions == sorted(world.rows) and plan.total_rows == sum(world.rows.values())
 
 
 def test_scoring_threads_keep_input_order(world: World) -> None:

@@ -33,7 +33,7 @@ TRAIN_CONF: dict[str, Any] = {
 
 def ingest_day(client: AirflowClient, folder: Path, *, partition: str = "2026-11-02") -> str:
     """Write one churn day with defects and ingest it; returns the run id once it succeeded."""
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
 
     source = folder / f"churn-{partition}.csv"
     write_landing_file(

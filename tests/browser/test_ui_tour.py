@@ -88,7 +88,7 @@ def test_extra_link_opens_the_data_docs(
 def test_trigger_form_refuses_a_bad_value_then_runs(
     tour: Any, signed_in: dict[str, Any], seeded: dict[str, Any], client: AirflowClient
 ) -> None:
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
 
     source = Path(seeded["folder"]) / "churn-2026-11-03.csv"
     write_landing_file(source, fmt="csv", n_rows=300, seed=12)

@@ -26,12 +26,10 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
 from include.mlops.demo.churn import TARGET_COLUMN, generate_churn
-from include.mlops.features import pipeline as features_module
+from include.mlops.features import fast_path
+from include.mlops.features.fast_path import SMALL_DATE_ROWS, FastFeatures, compile_features
 from include.mlops.features.pipeline import (
-    SMALL_DATE_ROWS,
-    FastFeatures,
     build_preprocessor,
-    compile_features,
     date_parts,
     to_numeric_frame,
     to_text_frame,
@@ -337,7 +335,7 @@ def test_a_compiled_form_that_disagrees_is_refused(
     # The transformer changes after compiling: the compiled form no longer agrees with it.
     imputer = features.named_transformers_["num"].named_steps["impute"]
     imputer.statistics_ = imputer.statistics_ + 1.0
-    monkeypatch.setattr(features_module, "_compile", lambda _transformer: compiled)
+    monkeypatch.setattr(fast_path, "_compile", lambda _transformer: compiled)
     with caplog.at_level("WARNING"):
         assert compile_features(features) is None
     assert "differs from scikit-learn" in caplog.text

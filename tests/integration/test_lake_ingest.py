@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from include.mlops.demo.churn import write_landing_file
+from include.mlops.demo.landing import write_landing_file
 from tests.integration.conftest import run_dag, task_states
 
 pytestmark = pytest.mark.integration

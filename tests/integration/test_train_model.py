@@ -20,7 +20,7 @@ MODEL = "churn_it"
 @pytest.fixture(scope="module")
 def training_env(s3_server, pg_server, tmp_path_factory) -> dict[str, str]:
     """MLflow + Optuna stores for this module, and two days of curated churn data."""
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
     from include.mlops.etl.catalog import record_partition
     from include.mlops.etl.load import publish_partition
     from include.mlops.etl.pipeline import ingest_partition

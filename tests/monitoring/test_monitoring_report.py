@@ -1,4 +1,4 @@
-"""The report files: the DESIGN.md contract in JSON, an HTML page with embedded plots."""
+"""The report files: the docs/design.md contract in JSON, an HTML page with embedded plots."""
 
 from __future__ import annotations
 

@@ -148,7 +148,7 @@ def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
 def test_rest_trigger_runs_lake_ingest_through_the_scheduler(
     stack: StackConfig, tmp_path: Path
 ) -> None:
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
 
     source = tmp_path / "day.csv"
     report = write_landing_file(source, fmt="csv", n_rows=500, seed=7, defects={"wrong_type": 3})

@@ -36,7 +36,9 @@ def test_churn_demo_end_to_end() -> None:
     assert {"signup_date", "plan", "support_calls"} <= set(columns)
 
     # Serving: the unpickled pipeline scores one JSON-style record with loose types.
-    record = json.loads(splits.test.drop(columns=["churned"]).head(1).to_json(orient="records"))
+    record = json.loads(
+        splits.test.drop(columns=["churned"]).head(1).to_json(orient="records", date_format="iso")
+    )
     record[0]["signup_date"] = "2024-02-29"
     record[0]["support_calls"] = None
     proba = pickle.loads(pickle.dumps(model.pipeline)).predict_proba(pd.DataFrame(record))

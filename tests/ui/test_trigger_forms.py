@@ -2,7 +2,7 @@
 
 For each param: a title and a description (the form's label and help text), a default
 the param's own schema accepts, an enum or bounds where the vocabulary has one
-(DESIGN.md "Param vocabulary"), and a bad value refused with a message naming the
+(docs/design.md "Param vocabulary"), and a bad value refused with a message naming the
 param — the check ``POST /api/v2/dags/<id>/dagRuns`` makes before a run exists.
 
 One rule is the UI's own, measured in the browser: a param whose type has no ``"null"``
@@ -23,7 +23,7 @@ import pytest
 from tests.ui.known_form_issues import KNOWN_BLOCKED, LOOSE_DATE_PATTERNS
 
 REPO = Path(__file__).resolve().parents[2]
-#: DESIGN.md's param vocabulary: param name → the enum it must offer.
+#: docs/design.md's param vocabulary: param name → the enum it must offer.
 ENUMS: dict[str, set[str]] = {
     "format": {"auto", "csv", "jsonl", "parquet"},
     "problem_type": {"auto", "binary", "multiclass", "regression"},

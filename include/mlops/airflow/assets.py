@@ -1,4 +1,4 @@
-"""Assets: the contract between DAGs, declared once (DESIGN.md "DAGs").
+"""Assets: the contract between DAGs, declared once (docs/design.md "DAGs").
 
 ``lake_ingest`` attaches one concrete asset per dataset to the ``curated_dataset``
 alias at run time (``s3://<bucket>/curated/<dataset>``), with the partition, row

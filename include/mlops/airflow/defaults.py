@@ -10,7 +10,7 @@ KNOWN_TAGS = frozenset(
     {"lake", "etl", "quality", "training", "tuning", "registry", "serving", "monitoring"}
 )
 
-# The params' patterns and choices: include/mlops/vocabulary.py (DESIGN.md "Param vocabulary").
+# The params' patterns and choices: include/mlops/vocabulary.py (docs/design.md "Param vocabulary").
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "mlops",

@@ -1,10 +1,21 @@
 """Notifiers: how the platform tells people something needs a look.
 
-:class:`DriftNotifier` always writes the alert to the task log; it also posts JSON to a
-webhook (``MLOPS_ALERT_WEBHOOK_URL``: Slack/Teams/any HTTP receiver) and sends an e-mail
-(``MLOPS_ALERT_EMAIL_TO`` through ``MLOPS_ALERT_SMTP_HOST``/``_PORT``, from
-``MLOPS_ALERT_EMAIL_FROM``) when those are configured. A failed delivery is logged, never
-raised: the drift event itself has already been emitted.
+:class:`DriftNotifier` always writes the alert to the task log; it also delivers it on
+each channel whose Airflow connection is defined, through the providers' notifiers:
+
+- ``alerts_webhook`` (type ``http``, :class:`HttpNotifier`): the alert POSTed as JSON to
+  Slack/Teams/any HTTP receiver; the connection's host is the whole URL, e.g.
+  ``AIRFLOW_CONN_ALERTS_WEBHOOK='{"conn_type": "http", "host": "https://hooks.example.com/T/B"}'``.
+- ``alerts_smtp`` (type ``smtp``, :class:`SmtpNotifier`): an e-mail to the recipients in
+  ``MLOPS_ALERT_EMAIL_TO`` (comma-separated), from the connection's ``from_email`` extra
+  (default ``mlops@localhost``), e.g.
+  ``AIRFLOW_CONN_ALERTS_SMTP='smtp://user:pass@smtp.example.com:587?disable_ssl=true'``.
+
+A failed delivery is logged, never raised: the drift event itself has already been emitted.
+
+The connections replace the ``MLOPS_ALERT_WEBHOOK_URL``, ``MLOPS_ALERT_SMTP_HOST``/``_PORT``
+and ``MLOPS_ALERT_EMAIL_FROM`` variables; they are no longer read, and a task that still
+has them set says so in its log.
 """
 
 from __future__ import annotations
@@ -12,14 +23,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import smtplib
 from collections.abc import Mapping
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseNotifier
+from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_CONN_ID = "alerts_webhook"
+SMTP_CONN_ID = "alerts_smtp"
+DEFAULT_FROM_EMAIL = "mlops@localhost"
+#: Seconds a webhook may take to answer.
+WEBHOOK_TIMEOUT = 10
 
 
 def drift_message(alert: Mapping[str, Any]) -> str:
@@ -46,51 +65,106 @@ def drift_message(alert: Mapping[str, Any]) -> str:
 
 
 class DriftNotifier(BaseNotifier):
-    """Log, and when configured post to a webhook and e-mail, one drift alert.
+    """Log one drift alert, and deliver it on every channel with a connection.
 
     Args:
         alert: The monitor's summary (``MonitorResult.to_xcom()`` plus ``action``).
+        webhook_conn_id: The ``http`` connection of the webhook.
+        smtp_conn_id: The ``smtp`` connection of the mail server.
+        email_to: Recipients (comma-separated); default ``MLOPS_ALERT_EMAIL_TO``.
     """
 
-    def __init__(self, alert: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        alert: Mapping[str, Any],
+        *,
+        webhook_conn_id: str = WEBHOOK_CONN_ID,
+        smtp_conn_id: str = SMTP_CONN_ID,
+        email_to: str | None = None,
+    ) -> None:
         super().__init__()
         self.alert = dict(alert)
+        self.webhook_conn_id = webhook_conn_id
+        self.smtp_conn_id = smtp_conn_id
+        self.email_to = email_to
 
     def notify(self, context: Any) -> None:
         """Deliver the alert on every configured channel."""
         message = drift_message(self.alert)
         log.warning("DRIFT ALERT: %s", message)
-        webhook = os.environ.get("MLOPS_ALERT_WEBHOOK_URL")
-        if webhook:
-            self._post(webhook, {"text": message, "alert": self.alert})
-        to = os.environ.get("MLOPS_ALERT_EMAIL_TO")
+        _warn_retired_variables()
+        if _connection(self.webhook_conn_id) is not None:
+            self._post(message, context)
+        to = self.email_to if self.email_to is not None else os.environ.get("MLOPS_ALERT_EMAIL_TO")
         if to:
-            self._mail(to, message)
+            smtp = _connection(self.smtp_conn_id)
+            if smtp is None:
+                log.warning("MLOPS_ALERT_EMAIL_TO is set but the connection %r is not: no e-mail",
+                            self.smtp_conn_id)  # fmt: skip
+            else:
+                self._mail(to, message, smtp, context)
 
-    def _post(self, url: str, body: Mapping[str, Any]) -> None:
-        import httpx
+    def _post(self, message: str, context: Any) -> None:
+        from airflow.providers.http.notifications.http import HttpNotifier
 
-        try:
-            response = httpx.post(url, content=json.dumps(body, default=str),
-                                  headers={"Content-Type": "application/json"}, timeout=10)  # fmt: skip
-            response.raise_for_status()
-            log.info("drift alert posted to the webhook (HTTP %s)", response.status_code)
-        except httpx.HTTPError as exc:
-            log.error("could not post the drift alert to %s: %s", url, exc)
-
-    def _mail(self, to: str, message: str) -> None:
-        mail = EmailMessage()
-        mail["Subject"] = (
-            f"[mlops] drift on {self.alert.get('model_name')} v{self.alert.get('version')}"
+        body = json.dumps({"text": message, "alert": self.alert}, default=str)
+        webhook = HttpNotifier(
+            http_conn_id=self.webhook_conn_id,
+            data=body,
+            headers={"Content-Type": "application/json"},
+            extra_options={"timeout": WEBHOOK_TIMEOUT},
         )
-        mail["From"] = os.environ.get("MLOPS_ALERT_EMAIL_FROM", "mlops@localhost")
-        mail["To"] = to
-        mail.set_content(message)
-        host = os.environ.get("MLOPS_ALERT_SMTP_HOST", "localhost")
-        port = int(os.environ.get("MLOPS_ALERT_SMTP_PORT", "25"))
         try:
-            with smtplib.SMTP(host, port, timeout=10) as smtp:
-                smtp.send_message(mail)
-            log.info("drift alert mailed to %s via %s:%d", to, host, port)
-        except (OSError, smtplib.SMTPException) as exc:
-            log.error("could not mail the drift alert to %s via %s:%d: %s", to, host, port, exc)
+            webhook.notify(context)
+        except Exception as exc:  # any failure (refused, timeout, 5xx, bad URL): log it
+            log.error("could not post the drift alert to connection %r: %s",
+                      self.webhook_conn_id, exc)  # fmt: skip
+            return
+        log.info("drift alert posted to the webhook (connection %r)", self.webhook_conn_id)
+
+    def _mail(self, to: str, message: str, smtp: Connection, context: Any) -> None:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        from include.mlops.templates import render
+
+        mail = SmtpNotifier(
+            to=to,
+            from_email=smtp.extra_dejson.get("from_email") or DEFAULT_FROM_EMAIL,
+            subject=(
+                f"[mlops] drift on {self.alert.get('model_name')} v{self.alert.get('version')}"
+            ),
+            html_content=render("email/drift_alert.html", message=message),
+            smtp_conn_id=self.smtp_conn_id,
+        )
+        try:
+            mail.notify(context)
+        except Exception as exc:  # any failure (refused, auth, TLS, rejected recipient): log it
+            log.error("could not mail the drift alert to %s via connection %r: %s",
+                      to, self.smtp_conn_id, exc)  # fmt: skip
+            return
+        log.info("drift alert mailed to %s via connection %r", to, self.smtp_conn_id)
+
+
+def _connection(conn_id: str) -> Connection | None:
+    """The connection, or ``None`` when it is not defined (that channel is off)."""
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        log.info("no connection %r: that alert channel is off", conn_id)
+        return None
+
+
+def _warn_retired_variables() -> None:
+    """Name the variables the connections replaced, so a deployment notices the change."""
+    retired = {
+        "MLOPS_ALERT_WEBHOOK_URL": os.environ.get("MLOPS_ALERT_WEBHOOK_URL"),
+        "MLOPS_ALERT_SMTP_HOST": os.environ.get("MLOPS_ALERT_SMTP_HOST"),
+        "MLOPS_ALERT_SMTP_PORT": os.environ.get("MLOPS_ALERT_SMTP_PORT"),
+        "MLOPS_ALERT_EMAIL_FROM": os.environ.get("MLOPS_ALERT_EMAIL_FROM"),
+    }
+    if set_names := sorted(name for name, value in retired.items() if value):
+        log.warning(
+            "%s no longer read: define the connections %r (http) and %r (smtp, sender in "
+            "its from_email extra) instead; see include/mlops/airflow/notifiers.py",
+            ", ".join(set_names), WEBHOOK_CONN_ID, SMTP_CONN_ID,
+        )  # fmt: skip

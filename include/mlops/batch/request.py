@@ -1,6 +1,6 @@
 """What a batch transform is asked to do: the params, checked, and the errors it foresees.
 
-The ``batch_transform`` DAG's params (DESIGN.md "Param vocabulary"):
+The ``batch_transform`` DAG's params (docs/design.md "Param vocabulary"):
 
 - ``model_name``, ``dataset``: ``^[a-z][a-z0-9_]*$``;
 - ``version``: a version number, ``champion`` (the version the endpoint serves, the

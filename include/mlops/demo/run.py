@@ -50,7 +50,7 @@ def land_days(lake: Lake, *, days: int, rows_per_day: int, start: str, seed: int
     """Write the generated days into the lake's landing zone; returns the partitions."""
     import pyarrow.fs as pafs
 
-    from include.mlops.demo.churn import write_demo_days
+    from include.mlops.demo.landing import write_demo_days
 
     with tempfile.TemporaryDirectory() as tmp:
         written = write_demo_days(

@@ -13,11 +13,11 @@ what data it saw, how it did against the baseline, where it may fail, what drive
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from include.mlops.evaluation.plots import evaluation_plots
+from include.mlops.templates import render
 from include.mlops.training.fit import METRIC_DIRECTION
 
 if TYPE_CHECKING:
@@ -224,17 +224,14 @@ def _markdown(card: dict[str, Any], plots: list[str]) -> str:
         "|---|---:|---:|---:|---|",
     ]
     lines += [f"| {m} | {a} | {b} | {d} | {w} |" for m, a, b, d, w in card["metrics"]]
-    confusion = card["confusion"]
+    confusion = _confusion_table(card["confusion"])
     if confusion:
-        labels = [str(label) for label in confusion["labels"]]
         lines += ["", "### Confusion matrix (rows actual, columns predicted)", ""]
-        lines += ["| actual \\ predicted | " + " | ".join(map(_md, labels)) + " |"]
-        lines += ["|---|" + "---:|" * len(labels)]
-        for label, counts, percent in zip(
-            labels, confusion["counts"], confusion["percent"], strict=True
-        ):
-            cells = [f"{c} ({p:.1f}%)" for c, p in zip(counts, percent, strict=True)]
-            lines += [f"| {_md(label)} | " + " | ".join(cells) + " |"]
+        lines += ["| " + " | ".join(map(_md, confusion.header)) + " |"]
+        lines += ["|---|" + "---:|" * (len(confusion.header) - 1)]
+        lines += [
+            f"| {_md(label)} | " + " | ".join(cells) + " |" for label, *cells in confusion.rows
+        ]
     lines += ["", "## Limitations", ""] + [f"- {note}" for note in card["limitations"]]
     lines += ["", f"## Top features ({card['importance_method']} importance)", ""]
     lines += ["| feature | importance |", "|---|---:|"]
@@ -245,59 +242,31 @@ def _markdown(card: dict[str, Any], plots: list[str]) -> str:
 
 
 def _html(card: dict[str, Any], plots: list[str]) -> str:
-    e = html.escape
+    return render(
+        "evaluation/model_card.html",
+        card=card,
+        confusion=_confusion_table(card["confusion"]),
+        plots=[(p, _PLOT_TITLES.get(p, p)) for p in plots],
+    )
 
-    def table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -> str:
-        head = "<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>" if header else ""
-        body = "".join(
-            "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows
+
+class _ConfusionTable(NamedTuple):
+    header: list[str]
+    rows: list[list[str]]
+
+
+def _confusion_table(confusion: dict[str, Any] | None) -> _ConfusionTable | None:
+    """The confusion matrix as a table: rows actual, columns predicted, ``count (pct%)``."""
+    if not confusion:
+        return None
+    labels = [str(label) for label in confusion["labels"]]
+    rows = [
+        [label, *(f"{c} ({p:.1f}%)" for c, p in zip(counts, percent, strict=True))]
+        for label, counts, percent in zip(
+            labels, confusion["counts"], confusion["percent"], strict=True
         )
-        return f"<table>{head}{body}</table>"
-
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{e(card['title'])}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem;color:#222}table{border-collapse:collapse;margin:.5rem 0}"
-        "td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}"
-        "th{background:#f3f3f3}img{max-width:100%;margin:.5rem 0}</style></head><body>",
-        f"<h1>{e(card['title'])}</h1>",
-        f"<h2>Intended use</h2><p>{e(card['intended_use'])}</p>",
-        "<h2>Model details</h2>",
-        table(card["details"]),
-        "<h2>Training data</h2>",
-        table(card["data"]),
-        "<h2>Test metrics vs baseline</h2>",
-        table(card["metrics"], ("metric", "model", "baseline", "model - baseline", "better")),
     ]
-    confusion = card["confusion"]
-    if confusion:
-        labels = [str(label) for label in confusion["labels"]]
-        rows = [
-            (label, *(f"{c} ({p:.1f}%)" for c, p in zip(counts, percent, strict=True)))
-            for label, counts, percent in zip(
-                labels, confusion["counts"], confusion["percent"], strict=True
-            )
-        ]
-        parts += [
-            "<h3>Confusion matrix (rows actual, columns predicted)</h3>",
-            table(rows, ("actual \\ predicted", *labels)),
-        ]
-    parts += ["<h2>Limitations</h2><ul>"]
-    parts += [f"<li>{e(note)}</li>" for note in card["limitations"]]
-    parts += [
-        "</ul>",
-        f"<h2>Top features ({e(card['importance_method'])} importance)</h2>",
-        table(card["features"], ("feature", "importance")),
-        "<h2>Plots</h2>",
-    ]
-    parts += [
-        f"<figure><img src='{e(p)}' alt='{e(_PLOT_TITLES.get(p, p))}'>"
-        f"<figcaption>{e(_PLOT_TITLES.get(p, p))}</figcaption></figure>"
-        for p in plots
-    ]
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return _ConfusionTable(["actual \\ predicted", *labels], rows)
 
 
 def _number(value: Any, *, signed: bool = False) -> str:

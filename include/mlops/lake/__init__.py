@@ -1,4 +1,4 @@
-"""The Parquet lake: one bucket, zones as prefixes (see DESIGN.md, "Lake layout")."""
+"""The Parquet lake: one bucket, zones as prefixes (see docs/design.md, "Lake layout")."""
 
 from include.mlops.lake.store import Lake, LakeUnavailableError, filesystem_for_uri
 

@@ -1,6 +1,6 @@
 """``monitor_model`` params, checked before anything reads the capture, and the jobs they plan.
 
-The params (DESIGN.md "Param vocabulary"): ``model_name`` is ``all`` (every model with
+The params (docs/design.md "Param vocabulary"): ``model_name`` is ``all`` (every model with
 a champion) or a model name; ``window_hours`` in (0, 720]; ``ground_truth_dataset`` is
 empty or a dataset name; ``drift_distance``, ``drift_p_value``, ``drift_share`` and
 ``quality_tolerance`` override :class:`~include.mlops.monitoring.drift.DriftThresholds`.

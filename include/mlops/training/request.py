@@ -1,6 +1,6 @@
 """What a ``train_model`` run is asked to do: its params, validated (like deploy and batch).
 
-Every inconsistency is named at once, by field (DESIGN.md "Param vocabulary"). The request
+Every inconsistency is named at once, by field (docs/design.md "Param vocabulary"). The request
 is stored with every registered version as its training spec, so a scheduled or
 drift-triggered run retrains the champion the same way on newer data.
 """

@@ -13,7 +13,7 @@ import mimetypes
 import posixpath
 from urllib.parse import quote, urlsplit
 
-#: Lake prefixes whose objects the UI serves (the "reports" of DESIGN.md's layout).
+#: Lake prefixes whose objects the UI serves (the "reports" of docs/design.md's layout).
 REPORT_PREFIXES: tuple[str, ...] = ("reports/", "monitoring/")
 #: Route (under the app's mount point) that serves report objects.
 FILES_ROUTE = "files"

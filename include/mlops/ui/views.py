@@ -3,7 +3,7 @@
 - :func:`registry_overview`: every registered model, its versions (approval status,
   objective metric, data snapshot, run) and which version each endpoint variant serves.
 - :func:`monitoring_overview`: per model, the monitoring runs' ``report.json`` files read
-  generically per the DESIGN.md contract (drift flag, per-feature scores, violations).
+  generically per the docs/design.md contract (drift flag, per-feature scores, violations).
 - :func:`lake_overview` / :func:`dataset_detail`: the catalog's datasets with their
   partitions, row and quarantine counts and quality scores.
 """
