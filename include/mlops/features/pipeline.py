@@ -337,12 +337,3 @@ def _is_row_number(values: pd.Series, n_rows: int) -> bool:
     if not np.all(numbers == np.round(numbers)):
         return False
     return bool(numbers.max() - numbers.min() + 1 <= 2 * n_rows)
-
-
-def __getattr__(name: str) -> Any:
-    # ``serving.scoring`` still imports the compiler from here; it lives in fast_path.
-    if name in ("compile_features", "FastFeatures"):
-        from include.mlops.features import fast_path
-
-        return getattr(fast_path, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ and (binary) the decision threshold chosen on the validation split at training t
 served prediction is the prediction the evaluation report measured.
 
 The pipeline's ``features`` step is compiled once at load
-(``features.pipeline.compile_features``, checked against scikit-learn on probe rows), and
+(``features.fast_path.compile_features``, checked against scikit-learn on probe rows), and
 the model reads the compiled form's matrix: the same matrix to the bit, without
 scikit-learn's per-call overhead (one row: ~0.3 ms instead of ~6 ms). Pipelines it does not
 recognise, and inputs it does not handle, take the plain scikit-learn path.
@@ -198,7 +198,7 @@ def _compile_pipeline(pipeline: Any) -> tuple[Any, Any] | None:
     """(compiled features, model) of a ``features`` + ``model`` pipeline, else None."""
     from sklearn.pipeline import Pipeline
 
-    from include.mlops.features.pipeline import compile_features
+    from include.mlops.features.fast_path import compile_features
 
     # Exactly a Pipeline: a subclass may override predict/predict_proba, and calling its
     # model step directly would skip what the subclass does.
