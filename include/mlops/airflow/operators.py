@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+log = logging.getLogger(__name__)
 
 DECISION_KEY = "decision"
 
@@ -17,7 +20,27 @@ class ModelApprovalOperator(ApprovalOperator):
     decision either way (to tag ``Approved``/``Rejected`` with who decided and why), so
     it is pushed under the ``decision`` key first: ``{"option", "user", "comment",
     "responded_at"}``.
+
+    An answer is never lost. Airflow 3.3.2 can lose one given within about a second of
+    the request: the scheduler then processes the parked try's exit (reported as
+    "success") after the answer has already re-queued the task for the same try, takes
+    it for the resumed work finishing early ("state changed externally"), and retries
+    the task, whose new request would erase the answer. A retry therefore first looks
+    for an answer to the request it inherited and, if there is one, resumes with it.
     """
+
+    def execute(self, context: Any) -> Any:
+        ti = context["ti"]
+        if int(getattr(ti, "try_number", 1) or 1) > 1:
+            answer = _answer_already_given(ti.id)
+            if answer is not None:
+                log.info(
+                    "try %s resumes with the answer given before it started: %s by %s at %s",
+                    ti.try_number, answer["chosen_options"], answer["responded_by_user"],
+                    answer["responded_at"],
+                )  # fmt: skip
+                return self.execute_complete(context, answer)
+        return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if "error" not in event:
@@ -37,3 +60,22 @@ class ModelApprovalOperator(ApprovalOperator):
                 },
             )
         return super().execute_complete(context, event)
+
+
+def _answer_already_given(ti_id: Any) -> dict[str, Any] | None:
+    """The response stored for this task instance's request, as a resume event, if any."""
+    from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+    try:
+        detail = get_hitl_detail_content_detail(ti_id)
+    except Exception:  # no request yet (the first try never got that far)
+        return None
+    if not detail.response_received or not detail.chosen_options:
+        return None
+    user = detail.responded_by_user
+    return {
+        "chosen_options": list(detail.chosen_options),
+        "params_input": detail.params_input or {},
+        "responded_at": detail.responded_at,
+        "responded_by_user": user.model_dump() if user is not None else None,
+    }
