@@ -209,8 +209,8 @@ def main() -> int:
     opts = parser.parse_args()
 
     from include.mlops.demo.landing import write_landing_file
+    from include.mlops.stack import ADMIN_PASSWORD, ADMIN_USER, StackConfig, down, up
     from include.mlops.stack.airflow_api import AirflowClient
-    from include.mlops.stack.embedded import ADMIN_PASSWORD, ADMIN_USER, StackConfig, down, up
 
     state_dir = Path(tempfile.mkdtemp(prefix="bench-train-"))
     config = StackConfig.on_free_ports(state_dir)

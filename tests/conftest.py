@@ -219,7 +219,7 @@ def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     Started from an empty state folder on free ports, stopped at the end of the session.
     Tests sharing it use their own model names; the lake's ``churn`` dataset is shared.
     """
-    from include.mlops.stack.embedded import StackConfig, down, up
+    from include.mlops.stack import StackConfig, down, up
 
     config = StackConfig.on_free_ports(tmp_path_factory.mktemp("stack"))
     # Deployments started by an approval bake 6 s here instead of a minute.

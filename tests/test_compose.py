@@ -57,6 +57,9 @@ IGNORED_VARIABLES: frozenset[str] = frozenset(
         "MLOPS_ALERT_SMTP_HOST",
         "MLOPS_ALERT_SMTP_PORT",
         "MLOPS_ALERT_EMAIL_FROM",
+        # Containers have hostnames of their own; the scaled profile names its Celery
+        # workers with it because they share one machine.
+        "MLOPS_WORKER_HOSTNAME",
     }
 )
 IGNORED_PREFIXES = ("MLOPS_STACK_",)
@@ -365,7 +368,7 @@ def test_postgres_creates_the_three_databases() -> None:
 
 def test_database_settings_have_the_embedded_stacks_names() -> None:
     """What `make -s env` exports for the databases is what compose sets, component by component."""
-    from include.mlops.stack.embedded import StackConfig, client_env
+    from include.mlops.stack import StackConfig, client_env
 
     embedded = client_env(StackConfig.from_env({"MLOPS_STACK_DIR": "/tmp/unused-stack"}))
     airflow_env = services()["airflow-scheduler"]["environment"]

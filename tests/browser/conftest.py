@@ -143,7 +143,7 @@ def shots() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def stack(browser_tools: dict[str, str], request: pytest.FixtureRequest) -> Any:
     """The session's shared embedded stack, or the running one named by UI_TOUR_STACK."""
-    from include.mlops.stack.embedded import StackConfig, up
+    from include.mlops.stack import StackConfig, up
 
     reuse = os.environ.get("UI_TOUR_STACK")
     if reuse:

@@ -34,7 +34,7 @@ def seeded(
 ) -> dict[str, Any]:
     """One ingested churn day, a training run on its way to approval, monitoring reports."""
     from include.mlops.lake import Lake
-    from include.mlops.stack.embedded import settings_for
+    from include.mlops.stack import settings_for
 
     folder = tmp_path_factory.mktemp("landing")
     started = time.monotonic()

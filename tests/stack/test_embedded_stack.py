@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from include.mlops.stack import StackConfig, client_env, down, status, up
 from include.mlops.stack.airflow_api import AirflowClient
-from include.mlops.stack.embedded import StackConfig, client_env, down, status, up
 from include.mlops.stack.process import port_open, read_pid
 
 pytestmark = pytest.mark.integration
@@ -166,7 +166,7 @@ def test_rest_trigger_runs_lake_ingest_through_the_scheduler(
     assert state == "success", f"run {run_id} ended {state}; see {stack.state_dir}/logs"
 
     from include.mlops.lake import Lake
-    from include.mlops.stack.embedded import settings_for
+    from include.mlops.stack import settings_for
 
     catalog = Lake.from_settings(settings_for(stack)).read_json("catalog/churn/schema.json")
     part = catalog["partitions"]["2026-11-02"]

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from include.mlops.lake import Lake
 from include.mlops.settings import Settings
+from include.mlops.stack import ADMIN_PASSWORD, ADMIN_USER, StackConfig, client_env
 from include.mlops.stack.airflow_api import AirflowClient
-from include.mlops.stack.embedded import ADMIN_PASSWORD, ADMIN_USER, StackConfig, client_env
 from include.mlops.ui.links import LinkTargets
 
 #: Where the Airflow API server mounts the platform's UI app (plugins/mlops_plugin.py).

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from include.mlops.stack.airflow_api import AirflowClient
@@ -99,6 +100,55 @@ def start_components(
     for component in COMPONENTS:
         wait_healthy(service_name(component), state_dir=state_dir, healthy=checks[component],
                      timeout=timeout)  # fmt: skip
+
+
+def celery_worker_names(workers: int) -> list[str]:
+    """PID/log names of the Celery workers: ``celery-worker-1`` ..."""
+    return [f"celery-worker-{i}" for i in range(1, workers + 1)]
+
+
+def start_celery_workers(
+    state_dir: Path, *, env: Mapping[str, str], workers: int, concurrency: int, timeout: float = 180
+) -> None:
+    """Start ``workers`` Celery workers, each as if on a host of its own.
+
+    Each has its own Celery node name and the hostname its task instances report
+    (``celery-worker-<n>``), its own HOME, TMPDIR and working directory, so no task can
+    rely on a file another task left on a local disk; task logs go to the lake (remote
+    logging), so no worker serves logs. Health: the worker answers a Celery ping.
+    """
+    names = celery_worker_names(workers)
+    for name in names:
+        home = state_dir / name
+        for folder in (home / "home", home / "tmp", home / "work"):
+            folder.mkdir(parents=True, exist_ok=True)
+        start_service(
+            name,
+            [airflow_cli(), "celery", "worker", "--celery-hostname", f"{name}@127.0.0.1",
+             "--concurrency", str(concurrency), "--skip-serve-logs"],
+            state_dir=state_dir,
+            env={**env, "MLOPS_WORKER_HOSTNAME": name, "HOME": str(home / "home"),
+                 "TMPDIR": str(home / "tmp")},
+            cwd=home / "work",
+            healthy=None,
+        )  # fmt: skip
+    for name in names:
+        wait_healthy(name, state_dir=state_dir, timeout=timeout,
+                     healthy=partial(_celery_worker_ready, state_dir / "logs" / f"{name}.log"))  # fmt: skip
+
+
+def _celery_worker_ready(log: Path) -> bool:
+    """Celery logs ``<node> ready.`` once it consumes from the broker."""
+    try:
+        return " ready." in log.read_text(errors="replace")[-20_000:]
+    except OSError:
+        return False
+
+
+def stop_celery_workers(state_dir: Path, workers: int, timeout: float = 60.0) -> list[str]:
+    """Warm shutdown (SIGTERM: finish running tasks, up to ``timeout``), then kill."""
+    return [name for name in celery_worker_names(workers)
+            if stop_service(name, state_dir=state_dir, timeout=timeout)]  # fmt: skip
 
 
 def wait_for_dags(client: AirflowClient, dags_folder: Path, timeout: float = 180) -> list[str]:

@@ -71,7 +71,7 @@ def free_port_block(
 
 
 def read_pid(pid_file: Path) -> int | None:
-    """The PID in ``pid_file`` if that process is alive."""
+    """The PID in ``pid_file`` if that process is alive (a zombie is not: it is reaped)."""
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
@@ -82,6 +82,11 @@ def read_pid(pid_file: Path) -> int | None:
         return None
     except PermissionError:
         return pid
+    # A service this process started and that died stays a zombie until reaped.
+    with contextlib.suppress(ChildProcessError):
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return None
     return pid
 
 

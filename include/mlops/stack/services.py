@@ -1,0 +1,249 @@
+"""Start, stop and check a stack's processes, for either profile (see :mod:`.config`).
+
+Every process gets a PID file named after it in the state folder (``postgres.pid``,
+``seaweed-volume-2.pid``, ``celery-worker-1.pid``, ``model-server-2.pid``, ...) and a log
+in ``logs/``; ``up`` is idempotent and returns once everything answers and every DAG is
+parsed, so a first trigger right after it finds its DAG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from functools import partial
+
+from include.mlops.settings import Settings
+from include.mlops.stack import airflow_components, postgres, redis, seaweed
+from include.mlops.stack.airflow_api import AirflowClient
+from include.mlops.stack.config import (
+    ACCESS_KEY,
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    REPO,
+    StackConfig,
+    client_env,
+    secrets_for,
+    service_env,
+    settings_for,
+)
+from include.mlops.stack.process import http_ok, read_pid, start_service, stop_service, wait_healthy
+
+
+def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> dict[str, str]:
+    """Start (or confirm) every service of the profile, health-checked; idempotent.
+
+    Order: PostgreSQL (and Redis), the S3 store, MLflow, the model endpoint (it reads the
+    registry; it answers ``/ping`` with 503 until a version is approved and deployed),
+    Airflow (and the Celery workers).
+
+    Returns:
+        The client environment (same as ``make -s env``).
+    """
+    env = service_env(config)
+    secret = secrets_for(config)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    _say(
+        config,
+        f"PostgreSQL       127.0.0.1:{config.postgres_port}  databases {', '.join(postgres.DATABASES)}",
+    )
+    postgres.start_postgres(
+        config.state_dir,
+        port=config.postgres_port,
+        superuser_password=secret["postgres_password"],
+        passwords={db: secret[f"{db}_db_password"] for db in postgres.DATABASES},
+    )
+    if config.scaled:
+        _say(config, f"Redis            127.0.0.1:{config.redis_port}  (Celery broker)")
+        redis.start_redis(
+            config.state_dir, port=config.redis_port, password=secret["redis_password"]
+        )
+    _start_store(config, secret["aws_secret_access_key"])
+    _say(config, f"MLflow           {config.mlflow_url}")
+    start_service(
+        "mlflow",
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+         "--port", str(config.mlflow_port), "--artifacts-destination",
+         f"s3://{config.bucket}/mlflow", "--workers", "2"],
+        state_dir=config.state_dir,
+        # The backend store comes from MLFLOW_BACKEND_STORE_URI. MLflow's job runner
+        # (GenAI jobs: seven huey consumers, ~1.4 GB) serves nothing this platform uses.
+        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        healthy=lambda: http_ok(f"{config.mlflow_url}/health"),
+        timeout=180,
+    )  # fmt: skip
+    if endpoint:
+        _start_endpoints(config, env)
+    if airflow:
+        _say(
+            config,
+            f"Airflow          {config.airflow_url}  (login {ADMIN_USER} / {ADMIN_PASSWORD})",
+        )
+        config.airflow_home.mkdir(parents=True, exist_ok=True)
+        (config.airflow_home / "passwords.json").write_text(
+            json.dumps({ADMIN_USER: ADMIN_PASSWORD})
+        )
+        airflow_components.start_components(
+            config.state_dir,
+            env=env,
+            api_url=config.airflow_url,
+            scheduler_health_url=f"http://127.0.0.1:{config.airflow_port + 1}/health",
+            cwd=config.airflow_home,
+        )
+        if config.scaled:
+            _say(
+                config,
+                f"Celery workers   {config.celery_workers} x {config.celery_concurrency} slots",
+            )
+            airflow_components.start_celery_workers(
+                config.state_dir, env=env, workers=config.celery_workers,
+                concurrency=config.celery_concurrency,
+            )  # fmt: skip
+        # Up means usable: a first `unpause` or trigger must find its DAG.
+        airflow_components.wait_for_dags(
+            AirflowClient(config.airflow_url, ADMIN_USER, ADMIN_PASSWORD), REPO / "dags"
+        )
+    return client_env(config)
+
+
+def down(config: StackConfig) -> list[str]:
+    """Stop every service by PID (data stays); returns the names stopped."""
+    stopped = []
+    if config.scaled:
+        stopped += airflow_components.stop_celery_workers(config.state_dir, config.celery_workers)
+    stopped += airflow_components.stop_components(config.state_dir)
+    # Model servers get SIGTERM and time to flush their captured records to the lake.
+    for name in endpoint_services(config):
+        if stop_service(name, state_dir=config.state_dir, timeout=45.0):
+            stopped.append(name)
+    if stop_service("mlflow", state_dir=config.state_dir):
+        stopped.append("mlflow")
+    if config.scaled:
+        stopped += seaweed.stop_seaweed_cluster(config.state_dir)
+        if redis.stop_redis(config.state_dir):
+            stopped.append("redis")
+    elif seaweed.stop_seaweed(config.state_dir):
+        stopped.append("seaweedfs")
+    if postgres.stop_postgres(config.state_dir):
+        stopped.append("postgres")
+    return stopped
+
+
+def status(config: StackConfig) -> dict[str, bool]:
+    """Which services are running and healthy, by name (``airflow``: every component healthy)."""
+    endpoints = dict(zip(endpoint_services(config), config.endpoint_urls, strict=True))
+    result: dict[str, bool] = {}
+    for name in process_names(config):
+        if name in endpoints:
+            result[name] = endpoint_answers(endpoints[name])
+        elif name == "mlflow":
+            result[name] = http_ok(f"{config.mlflow_url}/health")
+        elif not name.startswith("airflow-"):
+            result[name] = read_pid(config.state_dir / f"{name}.pid") is not None
+    result["airflow"] = airflow_components.healthy(config.airflow_url)
+    return result
+
+
+def process_names(config: StackConfig) -> list[str]:
+    """Every process of the profile, by its PID-file name, in start order."""
+    names = ["postgres"]
+    if config.scaled:
+        names += ["redis", *seaweed.cluster_services()]
+    else:
+        names.append(seaweed.NAME)
+    names += ["mlflow", *endpoint_services(config)]
+    names += [airflow_components.service_name(c) for c in airflow_components.COMPONENTS]
+    if config.scaled:
+        names += airflow_components.celery_worker_names(config.celery_workers)
+    return names
+
+
+def endpoint_services(config: StackConfig) -> list[str]:
+    """PID/log names of the model servers: ``endpoint``, or ``model-server-<n>`` when scaled."""
+    if not config.scaled:
+        return ["endpoint"]
+    return [f"model-server-{i}" for i in range(1, len(config.endpoint_urls) + 1)]
+
+
+def endpoint_answers(url: str) -> bool:
+    """Whether a model server answers ``/ping``: 200 (serving) or 503 (nothing deployed)."""
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+            return int(response.status) == 200
+    except urllib.error.HTTPError as error:
+        return error.code == 503
+    except (OSError, ValueError):
+        return False
+
+
+def _start_store(config: StackConfig, secret_key: str) -> None:
+    s3_config = seaweed.write_s3_config(
+        config.state_dir / "seaweedfs" / "s3.json",
+        [seaweed.admin_identity(ACCESS_KEY, secret_key)],
+    )
+    if config.scaled:
+        _say(config, f"S3 (SeaweedFS)   {config.s3_url}  bucket {config.bucket}; master, "
+             f"{seaweed.CLUSTER_VOLUMES} volume servers (replication {seaweed.REPLICATION}), filer")  # fmt: skip
+        seaweed.start_seaweed_cluster(config.state_dir, port=config.s3_port, s3_config=s3_config)
+    else:
+        _say(config, f"S3 (SeaweedFS)   {config.s3_url}  bucket {config.bucket}")
+        seaweed.start_seaweed(
+            config.state_dir, port=config.s3_port, bucket=config.bucket, s3_config=s3_config
+        )
+    _ensure_bucket(config)
+
+
+def _start_endpoints(config: StackConfig, env: dict[str, str]) -> None:
+    names = endpoint_services(config)
+    for name, url in zip(names, config.endpoint_urls, strict=True):
+        _say(config, f"Model endpoint   {url}  ({name})")
+        port = url.rsplit(":", 1)[1]
+        start_service(
+            name,
+            [sys.executable, "-m", "include.mlops.serving", "--host", "127.0.0.1", "--port", port],
+            state_dir=config.state_dir,
+            env={**env, "MLOPS_REPLICA_ID": f"{name}-{port}"},
+            healthy=None,
+        )  # fmt: skip
+    for name, url in zip(names, config.endpoint_urls, strict=True):
+        wait_healthy(name, state_dir=config.state_dir, healthy=partial(endpoint_answers, url),
+                     timeout=120)  # fmt: skip
+
+
+def _ensure_bucket(config: StackConfig, timeout: float = 60.0) -> None:
+    """Wait for the S3 API; create the lake bucket when missing (``weed mini`` makes its own)."""
+    from include.mlops.lake import Lake, LakeUnavailableError
+
+    settings = settings_for(config)
+    lake = Lake.from_settings(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lake.check()
+            return
+        except LakeUnavailableError:
+            if config.scaled:
+                _create_bucket(settings)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _create_bucket(settings: Settings) -> None:
+    import boto3
+    import botocore.exceptions
+
+    s3 = boto3.client(
+        "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+    )  # fmt: skip
+    with contextlib.suppress(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        s3.create_bucket(Bucket=settings.lake_bucket)
+
+
+def _say(config: StackConfig, message: str) -> None:
+    print(f"[stack:{config.profile}] {message}", flush=True)
