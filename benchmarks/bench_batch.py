@@ -251,7 +251,7 @@ def main() -> int:
 
     from include.mlops.lake import Lake
     from include.mlops.stack.process import free_port_block
-    from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
+    from include.mlops.stack.seaweed import admin_identity, start_seaweed, stop_seaweed
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
@@ -265,7 +265,7 @@ def main() -> int:
         work = Path(tmp)
         state = work / "s3"
         port = free_port_block()
-        start_seaweed(state, port=port, access_key=ACCESS, secret_key=SECRET, bucket="lake")
+        start_seaweed(state, port=port, bucket="lake", identities=[admin_identity(ACCESS, SECRET)])
         endpoint = f"http://127.0.0.1:{port}"
         store = f"sqlite:///{work}/mlflow.db"
         try:

@@ -122,7 +122,7 @@ def main() -> int:
 
     from include.mlops.demo.landing import write_landing_file
     from include.mlops.stack.process import free_port_block
-    from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
+    from include.mlops.stack.seaweed import admin_identity, start_seaweed, stop_seaweed
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         csv = Path(tmp) / "churn.csv"
@@ -140,7 +140,7 @@ def main() -> int:
         port = free_port_block()
         state = Path(tmp) / "s3"
         os.environ.setdefault("MLOPS_PII_SALT", "bench-salt")
-        start_seaweed(state, port=port, access_key=ACCESS, secret_key=SECRET, bucket="lake")
+        start_seaweed(state, port=port, bucket="lake", identities=[admin_identity(ACCESS, SECRET)])
         endpoint = f"http://127.0.0.1:{port}"
         time.sleep(1.0)
         try:

@@ -321,14 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
 
     from include.mlops.stack.process import free_port, free_port_block
-    from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
+    from include.mlops.stack.seaweed import admin_identity, start_seaweed, stop_seaweed
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     logs = workdir / "logs"
     logs.mkdir()
     print(f"[bench] work dir {workdir}", flush=True)
     s3_port = free_port_block()
-    start_seaweed(workdir / "s3", port=s3_port, access_key=ACCESS, secret_key=SECRET, bucket="lake")
+    start_seaweed(
+        workdir / "s3", port=s3_port, bucket="lake", identities=[admin_identity(ACCESS, SECRET)]
+    )
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         started = time.perf_counter()

@@ -138,6 +138,31 @@ def test_bad_params_are_refused_before_any_work(dags, training_env) -> None:
     assert states["resolve_request"] == "failed" and states["prepare_data"] == "upstream_failed"
 
 
+def test_a_mistyped_target_fails_resolve_request_naming_the_columns(dags, training_env) -> None:
+    """Before the quality gate: the run stops at resolve_request and says what exists."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.mlops.airflow.training import resolve_request
+
+    run = train(dags, target="churn")
+    states = task_states(run)
+    assert states["resolve_request"] == "failed" and states["prepare_data"] == "upstream_failed"
+    manual = SimpleNamespace(run_type="manual")
+    conf = {"dataset": DATASET, "target": "churn", "model_name": MODEL,
+            "algorithms": ["logistic_regression"], "time_column": "signup_day"}  # fmt: skip
+    with pytest.raises(AirflowFailException) as refused:
+        resolve_request(conf, dag_run=manual, triggering_asset_events={})
+    message = str(refused.value)
+    assert "target 'churn' is not a column of 'train_churn'" in message
+    assert "time_column 'signup_day' is not a column" in message
+    assert "churned" in message and "signup_date" in message  # the columns it has
+    with pytest.raises(AirflowFailException, match="'nowhere' has no catalog entry"):
+        resolve_request({**conf, "dataset": "nowhere", "target": "churned", "time_column": None},
+                        dag_run=manual, triggering_asset_events={})  # fmt: skip
+
+
 def test_unattended_runs_retrain_the_champion_spec(training_env) -> None:
     """Weekly / new-data / drift runs reuse the champion's stored spec, or skip."""
     from types import SimpleNamespace

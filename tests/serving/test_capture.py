@@ -480,7 +480,7 @@ def test_capture_files_complete_after_interpreter_exit(tmp_path: Path) -> None:
 def outage_store(tmp_path: Path) -> Iterator[tuple[Lake, Callable[[], None]]]:
     """A lake on a port where nothing listens yet, and a function that starts SeaweedFS there."""
     from include.mlops.stack.process import free_port_block
-    from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
+    from include.mlops.stack.seaweed import admin_identity, start_seaweed, stop_seaweed
 
     port = free_port_block()
     settings = Settings(
@@ -493,8 +493,8 @@ def outage_store(tmp_path: Path) -> Iterator[tuple[Lake, Callable[[], None]]]:
 
     def recover() -> None:
         start_seaweed(
-            tmp_path / "s3", port=port, access_key="outage-key",
-            secret_key="outage-secret", bucket="lake",
+            tmp_path / "s3", port=port, bucket="lake",
+            identities=[admin_identity("outage-key", "outage-secret")],
         )  # fmt: skip
         assert wait_until(lambda: _reachable(lake), timeout=30)
 

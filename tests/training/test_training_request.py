@@ -34,3 +34,20 @@ def test_request_defaults_round_trip_as_a_stored_spec() -> None:
 def test_inconsistent_requests_name_the_field(change: dict, field: str) -> None:
     with pytest.raises(TrainingRequestError, match=field):
         TrainingRequest.from_params({**BASE, **change})
+
+
+def test_check_columns_names_the_field_and_the_columns_there_are() -> None:
+    request = TrainingRequest.from_params(
+        {"dataset": "churn", "target": "churn", "model_name": "m", "time_column": "day"}
+    )
+    with pytest.raises(TrainingRequestError) as refused:
+        request.check_columns(["customer_id", "churned", "signup_date"])
+    assert str(refused.value) == (
+        "invalid training parameters: target 'churn' is not a column of 'churn'; "
+        "time_column 'day' is not a column of 'churn' (its columns: customer_id, churned, "
+        "signup_date)"
+    )
+    with pytest.raises(TrainingRequestError, match="'churn' has no catalog entry"):
+        request.check_columns(None)
+    fine = TrainingRequest.from_params({"dataset": "churn", "target": "churned", "model_name": "m"})
+    fine.check_columns(["churned", "age"])  # no time column: nothing else to check

@@ -34,11 +34,20 @@ def resolve_request(
     try:
         if "manual" in run_type:
             request = TrainingRequest.from_params(params)
+            request.check_columns(_dataset_columns(request.dataset))
             log.info("manual run: %s", request.to_dict())
             return request.to_dict()
         return _retrain_request(params, triggering_asset_events, dag_run=dag_run, ti=ti)
     except TrainingRequestError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def _dataset_columns(dataset: str) -> list[str] | None:
+    """The curated dataset's columns from its catalog (None before its first ingest)."""
+    from include.mlops.etl.catalog import catalog_schema, load_catalog
+
+    schema = catalog_schema(load_catalog(LakeHook().get_lake(), dataset))
+    return None if schema is None else list(schema.names)
 
 
 def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: Any) -> dict:

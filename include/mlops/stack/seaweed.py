@@ -63,17 +63,20 @@ def weed_binary() -> str:
     return found
 
 
-def start_seaweed(state_dir: Path, *, port: int, bucket: str, s3_config: Path) -> int:
+def start_seaweed(
+    state_dir: Path, *, port: int, bucket: str, identities: Sequence[Mapping[str, object]]
+) -> int:
     """Start ``weed mini`` on loopback with S3 on ``port``; returns its PID.
 
     Args:
         state_dir: The stack's state folder (data in ``seaweedfs/``).
         port: The S3 port (the other components take the next five, gRPC +10000).
         bucket: The bucket created at start.
-        s3_config: The identities file (:func:`write_s3_config`).
+        identities: Who may do what on the store (:func:`admin_identity`, ...).
     """
     data = state_dir / "seaweedfs"
     data.mkdir(parents=True, exist_ok=True)
+    s3_config = write_s3_config(data / "s3.json", identities)
     ports = SeaweedPorts(port)
     argv = [
         weed_binary(),
@@ -142,10 +145,13 @@ def admin_identity(access_key: str, secret_key: str) -> dict[str, object]:
     }
 
 
-def start_seaweed_cluster(state_dir: Path, *, port: int, s3_config: Path) -> None:
+def start_seaweed_cluster(
+    state_dir: Path, *, port: int, identities: Sequence[Mapping[str, object]]
+) -> None:
     """Start (or confirm) master, volume servers, filer and S3 gateway; S3 on ``port``."""
     ports = ClusterPorts(port)
     root = state_dir / "seaweedfs"
+    s3_config = write_s3_config(root / "s3.json", identities)
     master = f"127.0.0.1:{ports.master}.{ports.master + 10000}"
     loopback = ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
     (root / "master").mkdir(parents=True, exist_ok=True)

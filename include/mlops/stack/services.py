@@ -180,18 +180,15 @@ def endpoint_answers(url: str) -> bool:
 
 
 def _start_store(config: StackConfig, secret_key: str) -> None:
-    s3_config = seaweed.write_s3_config(
-        config.state_dir / "seaweedfs" / "s3.json",
-        [seaweed.admin_identity(ACCESS_KEY, secret_key)],
-    )
+    identities = [seaweed.admin_identity(ACCESS_KEY, secret_key)]
     if config.scaled:
         _say(config, f"S3 (SeaweedFS)   {config.s3_url}  bucket {config.bucket}; master, "
              f"{seaweed.CLUSTER_VOLUMES} volume servers (replication {seaweed.REPLICATION}), filer")  # fmt: skip
-        seaweed.start_seaweed_cluster(config.state_dir, port=config.s3_port, s3_config=s3_config)
+        seaweed.start_seaweed_cluster(config.state_dir, port=config.s3_port, identities=identities)
     else:
         _say(config, f"S3 (SeaweedFS)   {config.s3_url}  bucket {config.bucket}")
         seaweed.start_seaweed(
-            config.state_dir, port=config.s3_port, bucket=config.bucket, s3_config=s3_config
+            config.state_dir, port=config.s3_port, bucket=config.bucket, identities=identities
         )
     _ensure_bucket(config)
 

@@ -8,7 +8,7 @@ drift-triggered run retrains the champion the same way on newer data.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -130,6 +130,32 @@ class TrainingRequest:
         if self.timeout_minutes <= 0:
             out.append("timeout_minutes must be positive")
         return out
+
+    def check_columns(self, columns: Sequence[str] | None) -> None:
+        """Refuse a ``target`` or ``time_column`` the dataset does not have, before any work.
+
+        Args:
+            columns: The dataset's columns from its catalog, or None when it has none yet.
+
+        Raises:
+            TrainingRequestError: Naming the field, the value and the columns there are.
+        """
+        if columns is None:
+            raise TrainingRequestError(
+                f"dataset {self.dataset!r} has no catalog entry: ingest it with lake_ingest first"
+            )
+        known = list(columns)
+        wrong = [
+            f"{field} {value!r} is not a column of {self.dataset!r}"
+            for field, value in (("target", self.target), ("time_column", self.time_column))
+            if value and value not in known
+        ]
+        if wrong:
+            raise TrainingRequestError(
+                "invalid training parameters: "
+                + "; ".join(wrong)
+                + f" (its columns: {', '.join(known)})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (the stored training spec)."""
