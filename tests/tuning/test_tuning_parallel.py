@@ -1,10 +1,10 @@
-"""Several worker processes share one SQLite-backed study, as Airflow mapped tasks do."""
+"""Several worker processes share one study in PostgreSQL, as Airflow mapped tasks do."""
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
-from pathlib import Path
+import uuid
 
 from optuna.trial import TrialState
 from tuning_data import worker_process
@@ -13,10 +13,11 @@ from include.mlops.tuning.study import TuningSpec, create_or_load_study
 
 WORKERS = 3
 MAX_TRIALS = 10
+STUDY = f"shared-{uuid.uuid4().hex[:8]}"
 
 
-def test_worker_processes_share_one_study_within_the_budget(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/optuna.db"
+def test_worker_processes_share_one_study_within_the_budget(pg_server) -> None:
+    url = pg_server.url("optuna")
     spec = TuningSpec(
         strategy="bayesian",
         objective="roc_auc",
@@ -27,14 +28,14 @@ def test_worker_processes_share_one_study_within_the_budget(tmp_path: Path) -> N
         fixed_params={"xgboost__n_estimators": 50},
     )
     # Created once before fanning out, as the DAG's task before the mapped workers does.
-    create_or_load_study(url, "shared", spec)
+    create_or_load_study(url, STUDY, spec)
 
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(WORKERS)
     results = context.Queue()
     processes = [
         context.Process(
-            target=worker_process, args=(url, "shared", spec.to_dict(), w, barrier, results)
+            target=worker_process, args=(url, STUDY, spec.to_dict(), w, barrier, results)
         )
         for w in range(WORKERS)
     ]
@@ -54,10 +55,10 @@ def test_worker_processes_share_one_study_within_the_budget(tmp_path: Path) -> N
                 process.kill()
     assert all(p.exitcode == 0 for p in processes)
 
-    study = create_or_load_study(url, "shared", spec)
+    study = create_or_load_study(url, STUDY, spec)
     trials = study.trials
-    # Counting and asking are two steps: each worker but the last may start one extra.
-    assert MAX_TRIALS <= len(trials) <= MAX_TRIALS + WORKERS - 1
+    # Counting and asking happen under the study's claim lock: exactly the budget.
+    assert len(trials) == MAX_TRIALS
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     # Every trial is in the study exactly once and was run by the worker that says so.
     numbers = [o["number"] for outcomes in reported.values() for o in outcomes]

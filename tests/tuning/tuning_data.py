@@ -26,7 +26,7 @@ def worker_process(
     storage_url: str, study_name: str, spec: dict[str, Any], worker: int, barrier: Any, results: Any
 ) -> None:
     """One tuning worker in its own process: join the study, wait for the others, tune."""
-    from include.mlops.tuning.study import TuningSpec, create_or_load_study
+    from include.mlops.tuning.study import TrialClaims, TuningSpec, create_or_load_study
     from include.mlops.tuning.worker import run_trials
 
     splits = breast_cancer_splits()
@@ -34,5 +34,8 @@ def worker_process(
     study = create_or_load_study(storage_url, study_name, tuning, worker=worker)
     # Start together, so the workers really compete for the last slots of the budget.
     barrier.wait(timeout=120)
-    outcomes = run_trials(study, spec=tuning, splits=splits, target=TARGET, worker=worker)
+    outcomes = run_trials(
+        study, spec=tuning, splits=splits, target=TARGET, worker=worker,
+        claims=TrialClaims(storage_url, study_name),
+    )  # fmt: skip
     results.put((worker, [o.to_dict() for o in outcomes]))

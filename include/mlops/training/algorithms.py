@@ -31,14 +31,14 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.preprocessing import LabelEncoder
 from xgboost import XGBClassifier, XGBRegressor
 
+from include.mlops.training.threads import host_cpus
+
 if TYPE_CHECKING:
     import optuna
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
 REGRESSION = frozenset({"regression"})
 ALL_PROBLEMS = CLASSIFICATION | REGRESSION
-#: Most threads per model fit: workers share small machines with other trials.
-N_JOBS = 2
 #: Below this many training rows a fit uses one thread. Thread synchronisation then costs
 #: more than it saves, and on a busy machine OpenMP's spinning threads make a 2-thread
 #: XGBoost fit 10x slower than a 1-thread one (measured: 0.25 s vs 2-4 s, 2,400 rows).
@@ -168,7 +168,8 @@ class EncodedLabelClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _xgboost(problem_type: str, params: dict[str, Any], seed: int) -> Any:
-    merged = {"tree_method": "hist", "n_jobs": N_JOBS, "random_state": seed, **params}
+    # n_jobs comes from make_estimator (the thread budget); 1 when built directly.
+    merged = {"tree_method": "hist", "n_jobs": 1, "random_state": seed, **params}
     if problem_type == "regression":
         return XGBRegressor(**merged)
     return EncodedLabelClassifier(XGBClassifier(**merged))
@@ -208,7 +209,7 @@ XGBOOST = Algorithm(
 
 # -- random forest --------------------------------------------------------------------------
 def _random_forest(problem_type: str, params: dict[str, Any], seed: int) -> Any:
-    merged = {"n_jobs": N_JOBS, "random_state": seed, **params}
+    merged = {"n_jobs": 1, "random_state": seed, **params}
     if problem_type == "regression":
         return RandomForestRegressor(**merged)
     return RandomForestClassifier(**{"class_weight": "balanced", **merged})
@@ -300,9 +301,15 @@ def _baseline(problem_type: str, params: dict[str, Any], seed: int) -> Any:
     return DummyClassifier(**{"strategy": "prior", **params})
 
 
-def threads_for(n_rows: int | None) -> int:
-    """Threads for a fit on ``n_rows`` training rows: 1 on small or unknown data, else :data:`N_JOBS`."""
-    return N_JOBS if n_rows is not None and n_rows >= MULTITHREAD_MIN_ROWS else 1
+def threads_for(n_rows: int | None, budget: int | None = None) -> int:
+    """Threads for a fit on ``n_rows`` training rows.
+
+    1 on small or unknown data; else ``budget`` (a trial's share of its host, see
+    :mod:`include.mlops.training.threads`), by default every core this process may use.
+    """
+    if n_rows is None or n_rows < MULTITHREAD_MIN_ROWS:
+        return 1
+    return max(1, budget if budget is not None else host_cpus())
 
 
 BASELINE = Algorithm(
@@ -364,6 +371,7 @@ def make_estimator(
     problem_type: str,
     seed: int = 0,
     y_train: pd.Series | np.ndarray | None = None,
+    threads: int | None = None,
 ) -> Any:
     """Build an unfitted estimator, with class imbalance handled.
 
@@ -375,6 +383,7 @@ def make_estimator(
         y_train: Training target; for binary XGBoost it sets ``scale_pos_weight``,
             and its length sets the thread count (see :func:`threads_for`) unless
             ``params`` gives ``n_jobs``.
+        threads: The thread budget of this fit (a trial's share of its host).
 
     Returns:
         The estimator (XGBoost classifiers come wrapped in :class:`EncodedLabelClassifier`).
@@ -390,7 +399,7 @@ def make_estimator(
         )
     merged = spec.default_params() if params is None else dict(params)
     if algorithm in THREADED_ALGORITHMS:
-        merged.setdefault("n_jobs", threads_for(None if y_train is None else len(y_train)))
+        merged.setdefault("n_jobs", threads_for(None if y_train is None else len(y_train), threads))
     if algorithm == "xgboost" and problem_type == "binary" and y_train is not None:
         merged.setdefault("scale_pos_weight", positive_weight(y_train))
     return spec.build(problem_type, merged, seed)

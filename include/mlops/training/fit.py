@@ -209,6 +209,7 @@ def fit_candidate(
     exclude: Iterable[str] = (),
     report: ReportCallback | None = None,
     objective: str | None = None,
+    threads: int | None = None,
 ) -> FittedCandidate:
     """Fit the feature pipeline and one algorithm on train; score it on validation.
 
@@ -229,6 +230,8 @@ def fit_candidate(
         report: Optional ``report(step, value)`` callback (see :data:`ReportCallback`).
         objective: Metric to report and to expose as :attr:`FittedCandidate.score`
             (default: roc_auc for classification, rmse for regression).
+        threads: Thread budget of the fit (a trial's share of its host's cores, see
+            :mod:`include.mlops.training.threads`); default every core of the host.
 
     Returns:
         The fitted pipeline with its validation scores, fit time and sizes.
@@ -260,8 +263,9 @@ def fit_candidate(
             # Recorded in params so the registry's training spec shows the weighting used.
             params.setdefault("scale_pos_weight", positive_weight(y_train))
         model = make_estimator(
-            algorithm, params, problem_type=problem_type, seed=seed, y_train=y_train
-        )
+            algorithm, params, problem_type=problem_type, seed=seed, y_train=y_train,
+            threads=threads,
+        )  # fmt: skip
         Xt_train = features.fit_transform(X_train, y_train)
         Xt_val = features.transform(X_val)
         booster_owner = model.estimator if hasattr(model, "estimator") else model
@@ -286,8 +290,9 @@ def fit_candidate(
         pipeline = Pipeline([("features", features), ("model", model)])
     else:
         model = make_estimator(
-            algorithm, params, problem_type=problem_type, seed=seed, y_train=y_train
-        )
+            algorithm, params, problem_type=problem_type, seed=seed, y_train=y_train,
+            threads=threads,
+        )  # fmt: skip
         pipeline = Pipeline([("features", features), ("model", model)])
         pipeline.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started

@@ -32,12 +32,14 @@ with xgboost and random forest, 32 grid points for 8 distinct models.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
 import json
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -440,6 +442,74 @@ def open_storage(storage_url: str) -> optuna.storages.RDBStorage:
     else:
         engine_kwargs = {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(storage_url, engine_kwargs=engine_kwargs)
+
+
+class TrialClaims:
+    """Serialises "count the started trials, then ask for one" across every worker of a study.
+
+    Without it two workers can both see ``budget - 1`` trials started and both ask: the
+    study ends with more trials than ``max_trials``. On PostgreSQL the claim is a
+    session-level advisory lock keyed by the study name (held on a connection of its
+    own, so Optuna's own writes never wait on it); on SQLite a file lock beside the
+    database; other databases are not locked (each worker may then start one extra).
+
+    Use as a context manager around the worker's loop, and :meth:`claim` around each
+    count-and-ask.
+
+    Args:
+        storage_url: The study database's SQLAlchemy URL.
+        study_name: The study.
+    """
+
+    def __init__(self, storage_url: str, study_name: str) -> None:
+        self.storage_url = storage_url
+        self.key = int.from_bytes(
+            hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True
+        )
+        self._stack = contextlib.ExitStack()
+        self._conn: Any = None
+        self._lock_file: Any = None
+
+    def __enter__(self) -> TrialClaims:
+        if self.storage_url.startswith("postgresql"):
+            import sqlalchemy as sa
+            from sqlalchemy.pool import NullPool
+
+            engine = sa.create_engine(self.storage_url, poolclass=NullPool)
+            self._stack.callback(engine.dispose)
+            self._conn = self._stack.enter_context(engine.connect())
+        elif self.storage_url.startswith("sqlite"):
+            path = self.storage_url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                self._lock_file = self._stack.enter_context(open(f"{path}.claims.lock", "a+b"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @contextlib.contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold the study's claim lock (one worker at a time counts and asks)."""
+        if self._conn is not None:
+            import sqlalchemy as sa
+
+            self._conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+            self._conn.commit()
+            try:
+                yield
+            finally:
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                self._conn.commit()
+        elif self._lock_file is not None:
+            import fcntl
+
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+        else:
+            yield
 
 
 def create_or_load_study(

@@ -24,6 +24,7 @@ bad parameter combination must not end the search. Only interpreter-level exits
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -39,7 +40,8 @@ from optuna.trial import TrialState
 
 from include.mlops.jsonable import jsonable
 from include.mlops.training.fit import fit_candidate
-from include.mlops.tuning.study import TuningSpec, draw_candidate, trial_budget
+from include.mlops.training.threads import TrialThreads
+from include.mlops.tuning.study import TrialClaims, TuningSpec, draw_candidate, trial_budget
 
 if TYPE_CHECKING:
     from include.mlops.features.split import Splits
@@ -110,6 +112,7 @@ def run_trials(
     deadline: float | None = None,
     tracker: TrialTracker | BackgroundTrialLogger | None = None,
     worker: int = 0,
+    claims: TrialClaims | None = None,
 ) -> list[TrialOutcome]:
     """Run trials from the shared study until its budget or the deadline is reached.
 
@@ -128,6 +131,9 @@ def run_trials(
         tracker: Logs each trial as an MLflow child run; ``None`` to skip.
         worker: This worker's number; must be unique among the study's live workers
             (an Airflow ``map_index`` is).
+        claims: The study's :class:`~include.mlops.tuning.study.TrialClaims` (not yet
+            entered), which keeps concurrent workers within the budget exactly; without
+            it each worker may start one trial past the budget.
 
     Returns:
         This worker's trials, in the order it ran them.
@@ -136,27 +142,37 @@ def run_trials(
     exclude = tuple(exclude)
     _fail_orphans(study, worker)
     outcomes: list[TrialOutcome] = []
-    while True:
-        started = len(study.get_trials(deepcopy=False, states=STARTED_STATES))
-        if started >= budget:
-            log.info(
-                "worker %d: trial budget reached (%d of %d trials started)", worker, started, budget
-            )
-            break
-        if deadline is not None and time.time() >= deadline:
-            log.info(
-                "worker %d: deadline reached after %d trial(s) here, %d of %d started in the study",
-                worker, len(outcomes), started, budget,
-            )  # fmt: skip
-            break
-        trial = study.ask()
-        result = _run_trial(
-            study, trial, spec=spec, splits=splits, target=target, exclude=exclude, worker=worker
-        )
-        outcomes.append(result.outcome)
-        if tracker is not None:
-            _track(tracker, study, spec, result)
-        log.info("%s", _progress_line(study, spec, result.outcome, budget))
+    with TrialThreads() as cores, claims or contextlib.nullcontext():
+        while True:
+            # Counting and asking happen under the study's claim, so concurrent workers
+            # never start more than the budget between them.
+            with claims.claim() if claims is not None else contextlib.nullcontext():
+                started = len(study.get_trials(deepcopy=False, states=STARTED_STATES))
+                if started >= budget:
+                    log.info(
+                        "worker %d: trial budget reached (%d of %d trials started)",
+                        worker, started, budget,
+                    )  # fmt: skip
+                    break
+                if deadline is not None and time.time() >= deadline:
+                    log.info(
+                        "worker %d: deadline reached after %d trial(s) here, %d of %d "
+                        "started in the study", worker, len(outcomes), started, budget,
+                    )  # fmt: skip
+                    break
+                trial = study.ask()
+            # This host's cores shared by the trials running on it now (never more
+            # threads than cores: oversubscribed OpenMP threads made fits 4x slower).
+            threads = cores.current()
+            with cores.limit(threads):
+                result = _run_trial(
+                    study, trial, spec=spec, splits=splits, target=target, exclude=exclude,
+                    worker=worker, threads=threads,
+                )  # fmt: skip
+            outcomes.append(result.outcome)
+            if tracker is not None:
+                _track(tracker, study, spec, result)
+            log.info("%s", _progress_line(study, spec, result.outcome, budget))
     return outcomes
 
 
@@ -169,9 +185,11 @@ def _run_trial(
     target: str,
     exclude: tuple[str, ...],
     worker: int,
+    threads: int,
 ) -> _TrialResult:
     started = time.perf_counter()
     trial.set_user_attr("worker", worker)
+    trial.set_user_attr("threads", threads)
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     prune = not isinstance(study.pruner, optuna.pruners.NopPruner)
@@ -205,6 +223,7 @@ def _run_trial(
             exclude=exclude,
             report=report,
             objective=spec.objective,
+            threads=threads,
         )
         scores = {k: float(v) for k, v in candidate.validation_scores.items()}
         extra = {

@@ -221,7 +221,7 @@ def tune_worker(
     """One parallel worker: draw trials from the shared study until its budget is spent."""
     from include.mlops.features.split import Splits
     from include.mlops.tracking.mlflow_runs import BackgroundTrialLogger, TrialTracker
-    from include.mlops.tuning.study import TuningSpec, create_or_load_study
+    from include.mlops.tuning.study import TrialClaims, TuningSpec, create_or_load_study
     from include.mlops.tuning.worker import run_trials
 
     spec = TuningSpec.from_dict(tuning.spec)
@@ -236,6 +236,7 @@ def tune_worker(
         outcomes = run_trials(
             study, spec=spec, splits=splits, target=request.target, exclude=prepared.exclude,
             deadline=tuning.deadline, tracker=background, worker=worker,
+            claims=TrialClaims(tuning.storage_url, tuning.study_name),
         )  # fmt: skip
     return WorkerResult(
         worker=worker,

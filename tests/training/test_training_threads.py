@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from include.mlops.tuning.threads import TrialThreads, host_cpus, threads_for
+from include.mlops.training.threads import TrialThreads, host_cpus, threads_for
 
 
 def _hold_lease(folder: str, ready: mp.Event, release: mp.Event) -> None:  # type: ignore[valid-type]
