@@ -7,6 +7,7 @@ from a developer's running stack (``make up``): its variables are removed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -60,6 +61,8 @@ class PostgresServer:
 
 _POSTGRES = PostgresServer(_SESSION_DIR / "postgres")
 
+#: A running stack for the tests to use instead of starting one (read before the cleanup).
+_TEST_STACK = os.environ.get("MLOPS_TEST_STACK")
 for _name in list(os.environ):
     if _name.startswith(("AIRFLOW_", "AIRFLOW__", "MLOPS_", "MLFLOW_", "AWS_")):
         del os.environ[_name]
@@ -209,21 +212,68 @@ def s3_server(session_dir: Path) -> Iterator[S3Server]:
             os.environ.pop(name, None)
 
 
-@pytest.fixture(scope="session")
-def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One embedded stack (``make up``) for every test that needs a running one.
+# -- running stacks, one per profile, shared by the tests that need one ----------------------
+#: Stack fixture → the node id of the last collected test that uses it, and its stopper:
+#: a stack stops right after its last user, so two profiles never run side by side.
+_LAST_USER: dict[str, str] = {}
+_STOPPERS: dict[str, Callable[[], None]] = {}
+STACK_FIXTURES = ("embedded_stack", "scaled_stack")
 
-    Started from an empty state folder on free ports, stopped at the end of the session.
-    Tests sharing it use their own model names; the lake's ``churn`` dataset is shared.
-    """
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in STACK_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                _LAST_USER[name] = item.nodeid
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    for name, nodeid in _LAST_USER.items():
+        if item.nodeid == nodeid and name in _STOPPERS:
+            _STOPPERS.pop(name)()
+
+
+def _running_stack(name: str, profile: str, state_dir: Path) -> Iterator[Any]:
     from include.mlops.stack import StackConfig, down, up
 
-    config = StackConfig.on_free_ports(tmp_path_factory.mktemp("stack"))
+    reuse = _TEST_STACK if profile == "embedded" else None
+    if reuse:  # a developer iterating on the tests against a stack they keep running
+        config = StackConfig.from_env(json.loads(Path(reuse).read_text()))
+        up(config)
+        yield config
+        return
+    config = StackConfig.on_free_ports(state_dir, profile=profile)
     # Deployments started by an approval bake 6 s here instead of a minute.
     os.environ["MLOPS_DEPLOY_BAKE_MINUTES"] = "0.1"
+    stopped: list[bool] = []
+
+    def stop() -> None:
+        if not stopped:
+            stopped.append(True)
+            down(config)
+
+    _STOPPERS[name] = stop
     try:
         up(config)
         yield config
     finally:
         os.environ.pop("MLOPS_DEPLOY_BAKE_MINUTES", None)
-        down(config)
+        _STOPPERS.pop(name, None)
+        stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One embedded stack (``make up``) for every test that needs a running one.
+
+    Started from an empty state folder on free ports, stopped after its last user.
+    Tests sharing it use their own model names; the lake's ``churn`` dataset is shared.
+    ``MLOPS_TEST_STACK=<json file of MLOPS_STACK_* settings>`` uses a running stack instead.
+    """
+    yield from _running_stack("embedded_stack", "embedded", tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def scaled_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The scaled profile (``MLOPS_STACK_PROFILE=scaled make up``) for its tests."""
+    yield from _running_stack("scaled_stack", "scaled", tmp_path_factory.mktemp("scaled"))

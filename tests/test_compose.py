@@ -97,6 +97,12 @@ def services() -> dict[str, dict[str, Any]]:
     return compose()["services"]
 
 
+def common_env() -> dict[str, Any]:
+    """The environment every Airflow service shares (``x-airflow-common``)."""
+    env: dict[str, Any] = compose()["x-airflow-common"]["environment"]
+    return env
+
+
 def airflow_services() -> list[str]:
     return sorted(name for name in services() if name.startswith("airflow-"))
 
@@ -519,3 +525,102 @@ def test_no_real_env_file_is_tracked() -> None:
         ["git", "ls-files", "--", ".env"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
     assert not tracked, ".env holds secrets: never commit it (.env.example is the template)"
+
+
+# --------------------------------------------------------------------------- the scaled profile
+#: compose service → the scaled profile's processes that play its part on one machine.
+#: The S3 store is MinIO in containers and a SeaweedFS cluster as processes (the code is
+#: store-agnostic; MinIO's community edition is maintenance-only).
+ONE_SHOT_JOBS = {"minio-init", "airflow-init"}  # the profile's `up` does their work inline
+
+
+def _scaled_config() -> Any:
+    from include.mlops.stack import StackConfig
+
+    return StackConfig.from_env(
+        {"MLOPS_STACK_PROFILE": "scaled", "MLOPS_STACK_DIR": "/tmp/unused-scaled"}
+    )
+
+
+def _topology() -> dict[str, list[str]]:
+    from include.mlops.stack.airflow_components import celery_worker_names, service_name
+    from include.mlops.stack.seaweed import cluster_services
+    from include.mlops.stack.services import endpoint_services
+
+    config = _scaled_config()
+    return {
+        "postgres": ["postgres"],
+        "redis": ["redis"],
+        "minio": cluster_services(),
+        "mlflow": ["mlflow"],
+        "airflow-apiserver": [service_name("api-server")],
+        "airflow-scheduler": [service_name("scheduler")],
+        "airflow-dag-processor": [service_name("dag-processor")],
+        "airflow-triggerer": [service_name("triggerer")],
+        "airflow-worker": celery_worker_names(config.celery_workers),
+        "model-server": endpoint_services(config),
+    }
+
+
+def test_compose_and_the_scaled_profile_run_the_same_topology() -> None:
+    from include.mlops.stack.services import process_names
+
+    topology = _topology()
+    assert set(services()) - ONE_SHOT_JOBS == set(topology), (
+        "a service without its process (or back)"
+    )
+    mapped = sorted(name for names in topology.values() for name in names)
+    assert mapped == sorted(process_names(_scaled_config()))
+    config = _scaled_config()
+    assert services()["model-server"]["deploy"]["replicas"] == len(config.endpoint_urls) == 2
+    urls = common_env()["MLOPS_ENDPOINT_URLS"].split(",")
+    assert len(urls) == len(config.endpoint_urls)
+
+
+#: Set by the profile only: where things are on this machine (the image fixes them in
+#: containers), the LocalExecutor's slots, local log-server and health ports, dev refresh.
+PROFILE_ONLY = frozenset({
+    "AIRFLOW_HOME", "AIRFLOW__API__BASE_URL", "AIRFLOW__API__HOST", "AIRFLOW__API__PORT",
+    "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__CORE__PARALLELISM",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "GIT_PYTHON_REFRESH",
+    "MLFLOW_BACKEND_STORE_URI",  # compose sets it on the mlflow service, checked above
+})  # fmt: skip
+#: Set by compose only: optional alert connections and knobs with defaults in code, the
+#: explicit auth manager (the default), the S3 twins some clients read, the image's commit,
+#: and the MLflow UI address a browser outside the container network reaches.
+COMPOSE_ONLY = frozenset({
+    "AIRFLOW_CONN_ALERTS_SMTP", "AIRFLOW_CONN_ALERTS_WEBHOOK", "AIRFLOW__CORE__AUTH_MANAGER",
+    "AWS_ENDPOINT_URL_S3", "AWS_REGION", "MLOPS_ALERT_EMAIL_TO", "MLOPS_GIT_SHA",
+    "MLOPS_MISSING_TOKENS", "MLOPS_MLFLOW_UI_URL",
+})  # fmt: skip
+
+
+def test_compose_and_the_scaled_profile_use_the_same_environment_names() -> None:
+    """Airflow's components get the same settings, by name, in both: what a test proves on
+    the profile (executor, broker, result backend, remote logs, databases) holds in compose."""
+    from include.mlops.stack import client_env
+
+    profile = {k for k in client_env(_scaled_config()) if not k.startswith("MLOPS_STACK_")}
+    for name in airflow_services():
+        compose_names = set(services()[name]["environment"])
+        assert profile - PROFILE_ONLY <= compose_names, (
+            name,
+            sorted(profile - PROFILE_ONLY - compose_names),
+        )
+        assert compose_names - profile <= COMPOSE_ONLY | {"AIRFLOW_UID", "AIRFLOW_ADMIN_USER",
+                                                           "AIRFLOW_ADMIN_PASSWORD", "DUMB_INIT_SETSID"}, (
+            name, sorted(compose_names - profile - COMPOSE_ONLY))  # fmt: skip
+    compose_celery = common_env()
+    profile_env = client_env(_scaled_config())
+    for name in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__LOGGING__REMOTE_LOGGING",
+                 "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID",
+                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
+                 "AIRFLOW__CORE__HOSTNAME_CALLABLE"):  # fmt: skip
+        assert interpolate(str(compose_celery[name])).lower() == profile_env[name].lower(), name
+    for name in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND"):
+        assert (
+            interpolate(str(compose_celery[name])).split("://")[0]
+            == profile_env[name].split("://")[0]
+        ), name

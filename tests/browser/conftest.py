@@ -12,8 +12,8 @@ CI machine:
 The tests skip, saying why, only when neither Chromium is present nor apt usable (not
 root and no password-less sudo). Screenshots go to ``test-artifacts/screenshots/``;
 with ``UI_TOUR_UPDATE_SCREENSHOTS=1`` they are also copied to ``docs/screenshots/`` for the
-README. ``UI_TOUR_STACK=<json of MLOPS_STACK_* overrides>`` reuses a running stack
-instead of starting one (a developer iterating on the tests).
+README. ``MLOPS_TEST_STACK=<json file of MLOPS_STACK_* settings>`` reuses a running
+stack instead of starting one (a developer iterating on the tests).
 """
 
 from __future__ import annotations
@@ -141,16 +141,9 @@ def shots() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def stack(browser_tools: dict[str, str], request: pytest.FixtureRequest) -> Any:
-    """The session's shared embedded stack, or the running one named by UI_TOUR_STACK."""
-    from include.mlops.stack import StackConfig, up
-
-    reuse = os.environ.get("UI_TOUR_STACK")
-    if reuse:
-        config = StackConfig.from_env(json.loads(Path(reuse).read_text()))
-        up(config)
-        return config
-    return request.getfixturevalue("embedded_stack")
+def stack(browser_tools: dict[str, str], embedded_stack: Any) -> Any:
+    """The session's shared embedded stack (``MLOPS_TEST_STACK`` names a running one)."""
+    return embedded_stack
 
 
 class Tour:

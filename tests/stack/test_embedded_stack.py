@@ -265,7 +265,9 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
     assert len(drift) == 1 and drift[0]["extra"]["model_name"] == "stack_churn"
     assert drift[0]["extra"]["drifted_features"] == summary["drifted_features"]
 
-    retrain = client.next_run("train_model", besides=train_runs, timeout=300)
+    retrain = client.next_run(
+        "train_model", besides=train_runs, triggered_by="drift_detected", timeout=300
+    )
     client.wait_for_approval("train_model", retrain, timeout=600)  # the spec says manual
     version = client.xcom("train_model", retrain, "register")["version"]
     client.answer("train_model", retrain, "await_approval", "Approve",

@@ -244,7 +244,9 @@ def close_the_loop(client: AirflowClient, links: UILinks, env: dict[str, str],
         )
     say("monitor", "drift_detected emitted: train_model retrains from the champion's spec")
 
-    run_id = client.next_run("train_model", besides=train_runs, timeout=300)
+    run_id = client.next_run(
+        "train_model", besides=train_runs, triggered_by="drift_detected", timeout=300
+    )
     follow(client, "train_model", run_id, "retrain")
     registered = client.xcom("train_model", run_id, "register")
     say("retrain", f"{MODEL_NAME} v{registered['version']} registered and Approved ({run_id})")

@@ -89,22 +89,57 @@ class AirflowClient:
         return list(body.get("dag_runs") or [])
 
     def next_run(
-        self, dag_id: str, *, besides: set[str], run_type: str | None = None, timeout: float = 600
+        self,
+        dag_id: str,
+        *,
+        besides: set[str],
+        run_type: str | None = None,
+        triggered_by: str | None = None,
+        timeout: float = 600,
     ) -> str:
-        """Wait for a run not in ``besides`` (e.g. one an asset event scheduled); its id."""
+        """Wait for a run not in ``besides`` (e.g. one an asset event scheduled); its id.
+
+        ``triggered_by`` keeps only runs an event of that asset started (e.g.
+        ``drift_detected``, not a ``curated_*`` update that arrived meanwhile).
+        """
         deadline = time.monotonic() + timeout
         while True:
             for run in self.runs(dag_id):
-                if run["dag_run_id"] not in besides and run_type in (None, run.get("run_type")):
-                    return str(run["dag_run_id"])
+                run_id = str(run["dag_run_id"])
+                if run_id in besides or run_type not in (None, run.get("run_type")):
+                    continue
+                if triggered_by is None or triggered_by in self.triggering_assets(dag_id, run_id):
+                    return run_id
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no new {dag_id} run within {timeout:.0f}s")
             time.sleep(2.0)
+
+    def triggering_assets(self, dag_id: str, run_id: str) -> list[str]:
+        """Names of the assets whose events started a run (empty for other runs)."""
+        body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")
+        return [str(e.get("name") or e.get("uri")) for e in body.get("asset_events") or []]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """A run's task instances (task_id, state, ...)."""
         body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return list(body["task_instances"])
+
+    def task_tries(
+        self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1
+    ) -> list[dict[str, Any]]:
+        """Every try of one task instance (``try_number``, ``state``, ``hostname``, ...)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/tries"
+        return list(self.request("GET", path)["task_instances"])
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int = -1
+    ) -> str:
+        """The text of one try's task log (from wherever Airflow keeps it: disk or the lake)."""
+        path = (f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
+                f"{try_number}?map_index={map_index}&full_content=true")  # fmt: skip
+        content = self.request("GET", path).get("content") or []
+        lines = [c.get("event", "") if isinstance(c, dict) else str(c) for c in content]
+        return "\n".join(str(line) for line in lines)
 
     def xcom(
         self,

@@ -22,7 +22,6 @@ from include.mlops.stack.process import (
     ServiceError,
     http_ok,
     start_service,
-    stop_service,
     wait_healthy,
 )
 
@@ -145,12 +144,6 @@ def _celery_worker_ready(log: Path) -> bool:
         return False
 
 
-def stop_celery_workers(state_dir: Path, workers: int, timeout: float = 60.0) -> list[str]:
-    """Warm shutdown (SIGTERM: finish running tasks, up to ``timeout``), then kill."""
-    return [name for name in celery_worker_names(workers)
-            if stop_service(name, state_dir=state_dir, timeout=timeout)]  # fmt: skip
-
-
 def wait_for_dags(client: AirflowClient, dags_folder: Path, timeout: float = 180) -> list[str]:
     """Wait until every DAG file's DAG (``dag_id`` = file name) is parsed and listed.
 
@@ -171,13 +164,3 @@ def wait_for_dags(client: AirflowClient, dags_folder: Path, timeout: float = 180
                 f"DAGs {missing} not parsed after {timeout:.0f}s; import errors: {shown or 'none'}"
             )
         time.sleep(1.0)
-
-
-def stop_components(state_dir: Path, timeout: float = 30.0) -> list[str]:
-    """Stop every component (reverse start order); returns the names stopped."""
-    stopped = []
-    for component in reversed(COMPONENTS):
-        name = service_name(component)
-        if stop_service(name, state_dir=state_dir, timeout=timeout):
-            stopped.append(name)
-    return stopped

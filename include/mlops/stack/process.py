@@ -189,25 +189,48 @@ def stop_service(
     Returns:
         True if a running process was stopped.
     """
-    pid_file = state_dir / f"{name}.pid"
-    pid = read_pid(pid_file)
-    pid_file.unlink(missing_ok=True)
-    if pid is None:
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, stop_signal)
+    return bool(
+        stop_services([name], state_dir=state_dir, timeout=timeout, stop_signal=stop_signal)
+    )
+
+
+def stop_services(
+    names: Sequence[str],
+    *,
+    state_dir: Path,
+    timeout: float = 20.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> list[str]:
+    """Stop several services at once: signal every process group, wait for them together
+    (up to ``timeout``), then SIGKILL what is left.
+
+    Returns:
+        The names of the services that were running, in the order given.
+    """
+    running: dict[str, int] = {}
+    for name in names:
+        pid_file = state_dir / f"{name}.pid"
+        pid = read_pid(pid_file)
+        pid_file.unlink(missing_ok=True)
+        if pid is not None:
+            running[name] = pid
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, stop_signal)
+    waiting = dict(running)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    while waiting and time.monotonic() < deadline:
+        for name, pid in list(waiting.items()):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                del waiting[name]
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    return True
+    for pid in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    return list(running)
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -192,9 +192,3 @@ def start_seaweed_cluster(
          f"-config={s3_config}", "-port.iceberg=0", "-port.lance=0"],
         state_dir=state_dir, healthy=lambda: port_open(ports.s3), timeout=60,
     )  # fmt: skip
-
-
-def stop_seaweed_cluster(state_dir: Path) -> list[str]:
-    """Stop the cluster's processes, gateway first (data stays on disk)."""
-    return [name for name in reversed(cluster_services())
-            if stop_service(name, state_dir=state_dir)]  # fmt: skip

@@ -30,7 +30,13 @@ from include.mlops.stack.config import (
     service_env,
     settings_for,
 )
-from include.mlops.stack.process import http_ok, read_pid, start_service, stop_service, wait_healthy
+from include.mlops.stack.process import (
+    http_ok,
+    read_pid,
+    start_service,
+    stop_services,
+    wait_healthy,
+)
 
 
 def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> dict[str, str]:
@@ -110,23 +116,23 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
 
 
 def down(config: StackConfig) -> list[str]:
-    """Stop every service by PID (data stays); returns the names stopped."""
-    stopped = []
-    if config.scaled:
-        stopped += airflow_components.stop_celery_workers(config.state_dir, config.celery_workers)
-    stopped += airflow_components.stop_components(config.state_dir)
-    # Model servers get SIGTERM and time to flush their captured records to the lake.
-    for name in endpoint_services(config):
-        if stop_service(name, state_dir=config.state_dir, timeout=45.0):
-            stopped.append(name)
-    if stop_service("mlflow", state_dir=config.state_dir):
-        stopped.append("mlflow")
-    if config.scaled:
-        stopped += seaweed.stop_seaweed_cluster(config.state_dir)
-        if redis.stop_redis(config.state_dir):
-            stopped.append("redis")
-    elif seaweed.stop_seaweed(config.state_dir):
-        stopped.append("seaweedfs")
+    """Stop every service by PID (data stays); returns the names stopped.
+
+    In three waves, each stopped together: what uses the stores (Airflow, the Celery
+    workers, the model servers, which flush their captured records to the lake on
+    SIGTERM, and MLflow), then the S3 store, then the databases.
+    """
+    users = [
+        *(airflow_components.celery_worker_names(config.celery_workers) if config.scaled else []),
+        *(airflow_components.service_name(c) for c in reversed(airflow_components.COMPONENTS)),
+        *endpoint_services(config),
+        "mlflow",
+    ]
+    stopped = stop_services(users, state_dir=config.state_dir, timeout=45.0)
+    store = seaweed.cluster_services()[::-1] if config.scaled else [seaweed.NAME]
+    stopped += stop_services(store, state_dir=config.state_dir)
+    if config.scaled and redis.stop_redis(config.state_dir):
+        stopped.append("redis")
     if postgres.stop_postgres(config.state_dir):
         stopped.append("postgres")
     return stopped
