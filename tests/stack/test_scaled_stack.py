@@ -10,6 +10,7 @@ monitor, retrain, deploy), and a dead model replica.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -39,10 +40,18 @@ def client(stack: StackConfig) -> AirflowClient:
 
 
 def _kill(stack: StackConfig, name: str) -> int:
-    """SIGKILL a service's whole process group (its children die with it), as a lost host."""
+    """SIGKILL a service and every process it started, as a lost host (task processes
+    that Airflow's supervisor put in sessions of their own included)."""
+    import psutil
+
     pid = read_pid(stack.state_dir / f"{name}.pid")
     assert pid is not None, f"{name} is not running"
-    os.killpg(pid, signal.SIGKILL)
+    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while read_pid(stack.state_dir / f"{name}.pid") is not None:
         assert time.monotonic() < deadline, f"{name} survived SIGKILL"
@@ -116,8 +125,9 @@ def test_training_spreads_over_both_workers_and_survives_a_killed_one(
     # Wait until trials run, then kill the worker that holds tune task 0.
     deadline = time.monotonic() + 600
     while True:
-        tries = client.task_tries("train_model", run, "tune", map_index=0)
-        if tries and tries[-1]["state"] == "running" and tries[-1].get("hostname"):
+        tune0 = [t for t in client.task_instances("train_model", run)
+                 if t["task_id"] == "tune" and t["map_index"] == 0]  # fmt: skip
+        if tune0 and tune0[0]["state"] == "running" and tune0[0].get("hostname"):
             break
         assert time.monotonic() < deadline, "tune task 0 never started"
         time.sleep(1)
@@ -128,7 +138,7 @@ def test_training_spreads_over_both_workers_and_survives_a_killed_one(
     ):
         assert time.monotonic() < deadline, "tune task 0 started no trial"
         time.sleep(0.5)
-    victim = tries[-1]["hostname"]
+    victim = tune0[0]["hostname"]
     _kill(stack, victim)
 
     request = client.wait_for_approval("train_model", run, timeout=900)
