@@ -29,7 +29,7 @@ DAGS = ("lake_ingest", "train_model", "deploy_model", "batch_transform", "monito
 def test_first_rest_writes_on_a_cold_stack_never_fail(
     round_: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from include.mlops.demo.churn import write_landing_file
+    from include.mlops.demo.landing import write_landing_file
 
     state = tmp_path_factory.mktemp(f"cold-{round_}")
     config = StackConfig.on_free_ports(state)
