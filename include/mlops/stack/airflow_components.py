@@ -78,27 +78,33 @@ def start_components(
     scheduler_health_url: str,
     cwd: Path,
     timeout: float = 240,
-) -> None:
-    """Migrate, then start the four components together and wait until each is healthy.
+) -> Callable[[], None]:
+    """Spawn the four components together (the schema must be migrated: :func:`migrate`).
 
     Idempotent: components already running are left alone.
+
+    Returns:
+        A call that waits until each component is healthy, so other services can start
+        while these spend their seconds importing Airflow.
     """
-    migrate(env, log=state_dir / "logs" / "airflow-db-migrate.log")
     checks: dict[str, Callable[[], bool]] = {
         "api-server": lambda: http_ok(f"{api_url}/api/v2/monitor/health"),
         "scheduler": lambda: http_ok(scheduler_health_url),
         "dag-processor": lambda: health(api_url).get("dag_processor") == "healthy",
         "triggerer": lambda: health(api_url).get("triggerer") == "healthy",
     }
-    # Spawned together (each spends seconds importing Airflow), then waited for in order.
     for component in COMPONENTS:
         start_service(
             service_name(component), [airflow_cli(), component], state_dir=state_dir,
             env=env, cwd=cwd, healthy=None,
         )  # fmt: skip
-    for component in COMPONENTS:
-        wait_healthy(service_name(component), state_dir=state_dir, healthy=checks[component],
-                     timeout=timeout)  # fmt: skip
+
+    def wait() -> None:
+        for component in COMPONENTS:
+            wait_healthy(service_name(component), state_dir=state_dir,
+                         healthy=checks[component], timeout=timeout)  # fmt: skip
+
+    return wait
 
 
 def celery_worker_names(workers: int) -> list[str]:
@@ -108,13 +114,16 @@ def celery_worker_names(workers: int) -> list[str]:
 
 def start_celery_workers(
     state_dir: Path, *, env: Mapping[str, str], workers: int, concurrency: int, timeout: float = 180
-) -> None:
-    """Start ``workers`` Celery workers, each as if on a host of its own.
+) -> Callable[[], None]:
+    """Spawn ``workers`` Celery workers, each as if on a host of its own.
 
     Each has its own Celery node name and the hostname its task instances report
     (``celery-worker-<n>``), its own HOME, TMPDIR and working directory, so no task can
     rely on a file another task left on a local disk; task logs go to the lake (remote
-    logging), so no worker serves logs. Health: the worker answers a Celery ping.
+    logging), so no worker serves logs.
+
+    Returns:
+        A call that waits until each worker consumes from the broker (it logs ``ready.``).
     """
     names = celery_worker_names(workers)
     for name in names:
@@ -131,9 +140,13 @@ def start_celery_workers(
             cwd=home / "work",
             healthy=None,
         )  # fmt: skip
-    for name in names:
-        wait_healthy(name, state_dir=state_dir, timeout=timeout,
-                     healthy=partial(_celery_worker_ready, state_dir / "logs" / f"{name}.log"))  # fmt: skip
+
+    def wait() -> None:
+        for name in names:
+            wait_healthy(name, state_dir=state_dir, timeout=timeout,
+                         healthy=partial(_celery_worker_ready, state_dir / "logs" / f"{name}.log"))  # fmt: skip
+
+    return wait
 
 
 def _celery_worker_ready(log: Path) -> bool:

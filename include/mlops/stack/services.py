@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from functools import partial
 
 from include.mlops.settings import Settings
@@ -42,9 +43,10 @@ from include.mlops.stack.process import (
 def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> dict[str, str]:
     """Start (or confirm) every service of the profile, health-checked; idempotent.
 
-    Order: PostgreSQL (and Redis), the S3 store, MLflow, the model endpoint (it reads the
-    registry; it answers ``/ping`` with 503 until a version is approved and deployed),
-    Airflow (and the Celery workers).
+    Order: PostgreSQL (and Redis), the S3 store; then MLflow, Airflow's schema migration
+    and Airflow's components (and the Celery workers) spawned to start side by side; the
+    model endpoint once MLflow answers (it reads the registry; it answers ``/ping`` with
+    503 until a version is approved and deployed). Returns when all are healthy.
 
     Returns:
         The client environment (same as ``make -s env``).
@@ -68,6 +70,8 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
             config.state_dir, port=config.redis_port, password=secret["redis_password"]
         )
     _start_store(config, secret["aws_secret_access_key"])
+    # Each Python service spends seconds importing its framework: spawn them in waves and
+    # wait afterwards, so the imports overlap (what starts later needs what came before).
     _say(config, f"MLflow           {config.mlflow_url}")
     start_service(
         "mlflow",
@@ -78,36 +82,45 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         # The backend store comes from MLFLOW_BACKEND_STORE_URI. MLflow's job runner
         # (GenAI jobs: seven huey consumers, ~1.4 GB) serves nothing this platform uses.
         env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        healthy=lambda: http_ok(f"{config.mlflow_url}/health"),
-        timeout=180,
+        healthy=None,
     )  # fmt: skip
-    if endpoint:
-        _start_endpoints(config, env)
+    waits: list[Callable[[], None]] = []
     if airflow:
         _say(
             config,
             f"Airflow          {config.airflow_url}  (login {ADMIN_USER} / {ADMIN_PASSWORD})",
         )
+        airflow_components.migrate(env, log=config.state_dir / "logs" / "airflow-db-migrate.log")
         config.airflow_home.mkdir(parents=True, exist_ok=True)
         (config.airflow_home / "passwords.json").write_text(
             json.dumps({ADMIN_USER: ADMIN_PASSWORD})
         )
-        airflow_components.start_components(
-            config.state_dir,
-            env=env,
-            api_url=config.airflow_url,
-            scheduler_health_url=f"http://127.0.0.1:{config.airflow_port + 1}/health",
-            cwd=config.airflow_home,
+        waits.append(
+            airflow_components.start_components(
+                config.state_dir,
+                env=env,
+                api_url=config.airflow_url,
+                scheduler_health_url=f"http://127.0.0.1:{config.airflow_port + 1}/health",
+                cwd=config.airflow_home,
+            )
         )
         if config.scaled:
             _say(
                 config,
                 f"Celery workers   {config.celery_workers} x {config.celery_concurrency} slots",
             )
-            airflow_components.start_celery_workers(
+            workers = airflow_components.start_celery_workers(
                 config.state_dir, env=env, workers=config.celery_workers,
                 concurrency=config.celery_concurrency,
             )  # fmt: skip
+            waits.append(workers)
+    wait_healthy("mlflow", state_dir=config.state_dir, timeout=180,
+                 healthy=lambda: http_ok(f"{config.mlflow_url}/health"))  # fmt: skip
+    if endpoint:  # it reads the registry at start: once MLflow answers
+        waits.insert(0, _start_endpoints(config, env))
+    for wait in waits:
+        wait()
+    if airflow:
         # Up means usable: a first `unpause` or trigger must find its DAG.
         airflow_components.wait_for_dags(
             AirflowClient(config.airflow_url, ADMIN_USER, ADMIN_PASSWORD), REPO / "dags"
@@ -199,7 +212,8 @@ def _start_store(config: StackConfig, secret_key: str) -> None:
     _ensure_bucket(config)
 
 
-def _start_endpoints(config: StackConfig, env: dict[str, str]) -> None:
+def _start_endpoints(config: StackConfig, env: dict[str, str]) -> Callable[[], None]:
+    """Spawn the model servers; returns a call that waits until each answers ``/ping``."""
     names = endpoint_services(config)
     for name, url in zip(names, config.endpoint_urls, strict=True):
         _say(config, f"Model endpoint   {url}  ({name})")
@@ -211,9 +225,13 @@ def _start_endpoints(config: StackConfig, env: dict[str, str]) -> None:
             env={**env, "MLOPS_REPLICA_ID": f"{name}-{port}"},
             healthy=None,
         )  # fmt: skip
-    for name, url in zip(names, config.endpoint_urls, strict=True):
-        wait_healthy(name, state_dir=config.state_dir, healthy=partial(endpoint_answers, url),
-                     timeout=120)  # fmt: skip
+
+    def wait() -> None:
+        for name, url in zip(names, config.endpoint_urls, strict=True):
+            wait_healthy(name, state_dir=config.state_dir,
+                         healthy=partial(endpoint_answers, url), timeout=180)  # fmt: skip
+
+    return wait
 
 
 def _ensure_bucket(config: StackConfig, timeout: float = 60.0) -> None:
