@@ -70,10 +70,14 @@ def healthy(
     return bool(status) and all(status.get(part) == "healthy" for part in parts)
 
 
+#: A process name → the environment it runs with (its own identity and secrets).
+EnvFor = Callable[[str], Mapping[str, str]]
+
+
 def start_components(
     state_dir: Path,
     *,
-    env: Mapping[str, str],
+    env_for: EnvFor,
     api_url: str,
     scheduler_health_url: str,
     cwd: Path,
@@ -83,7 +87,7 @@ def start_components(
 
     Idempotent: components already running are left alone.
     """
-    migrate(env, log=state_dir / "logs" / "airflow-db-migrate.log")
+    migrate(env_for(service_name("scheduler")), log=state_dir / "logs" / "airflow-db-migrate.log")
     checks: dict[str, Callable[[], bool]] = {
         "api-server": lambda: http_ok(f"{api_url}/api/v2/monitor/health"),
         "scheduler": lambda: http_ok(scheduler_health_url),
@@ -94,7 +98,7 @@ def start_components(
     for component in COMPONENTS:
         start_service(
             service_name(component), [airflow_cli(), component], state_dir=state_dir,
-            env=env, cwd=cwd, healthy=None,
+            env=env_for(service_name(component)), cwd=cwd, healthy=None,
         )  # fmt: skip
     for component in COMPONENTS:
         wait_healthy(service_name(component), state_dir=state_dir, healthy=checks[component],
@@ -107,7 +111,7 @@ def celery_worker_names(workers: int) -> list[str]:
 
 
 def start_celery_workers(
-    state_dir: Path, *, env: Mapping[str, str], workers: int, concurrency: int, timeout: float = 180
+    state_dir: Path, *, env_for: EnvFor, workers: int, concurrency: int, timeout: float = 180
 ) -> None:
     """Start ``workers`` Celery workers, each as if on a host of its own.
 
@@ -126,7 +130,7 @@ def start_celery_workers(
             [airflow_cli(), "celery", "worker", "--celery-hostname", f"{name}@127.0.0.1",
              "--concurrency", str(concurrency), "--skip-serve-logs"],
             state_dir=state_dir,
-            env={**env, "MLOPS_WORKER_HOSTNAME": name, "HOME": str(home / "home"),
+            env={**env_for(name), "MLOPS_WORKER_HOSTNAME": name, "HOME": str(home / "home"),
                  "TMPDIR": str(home / "tmp")},
             cwd=home / "work",
             healthy=None,

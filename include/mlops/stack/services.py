@@ -20,15 +20,16 @@ from include.mlops.settings import Settings
 from include.mlops.stack import airflow_components, postgres, redis, seaweed
 from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.config import (
-    ACCESS_KEY,
     ADMIN_PASSWORD,
     ADMIN_USER,
     REPO,
+    STORE_GRANTS,
     StackConfig,
     client_env,
     secrets_for,
     service_env,
     settings_for,
+    store_identities,
 )
 from include.mlops.stack.process import (
     http_ok,
@@ -49,7 +50,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
     Returns:
         The client environment (same as ``make -s env``).
     """
-    env = service_env(config)
+    env_for = partial(service_env, config)
     secret = secrets_for(config)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     _say(
@@ -67,7 +68,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         redis.start_redis(
             config.state_dir, port=config.redis_port, password=secret["redis_password"]
         )
-    _start_store(config, secret["aws_secret_access_key"])
+    _start_store(config)
     _say(config, f"MLflow           {config.mlflow_url}")
     start_service(
         "mlflow",
@@ -77,12 +78,12 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         state_dir=config.state_dir,
         # The backend store comes from MLFLOW_BACKEND_STORE_URI. MLflow's job runner
         # (GenAI jobs: seven huey consumers, ~1.4 GB) serves nothing this platform uses.
-        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env={**env_for("mlflow"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         healthy=lambda: http_ok(f"{config.mlflow_url}/health"),
         timeout=180,
     )  # fmt: skip
     if endpoint:
-        _start_endpoints(config, env)
+        _start_endpoints(config)
     if airflow:
         _say(
             config,
@@ -94,7 +95,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         )
         airflow_components.start_components(
             config.state_dir,
-            env=env,
+            env_for=env_for,
             api_url=config.airflow_url,
             scheduler_health_url=f"http://127.0.0.1:{config.airflow_port + 1}/health",
             cwd=config.airflow_home,
@@ -105,7 +106,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
                 f"Celery workers   {config.celery_workers} x {config.celery_concurrency} slots",
             )
             airflow_components.start_celery_workers(
-                config.state_dir, env=env, workers=config.celery_workers,
+                config.state_dir, env_for=env_for, workers=config.celery_workers,
                 concurrency=config.celery_concurrency,
             )  # fmt: skip
         # Up means usable: a first `unpause` or trigger must find its DAG.
@@ -185,8 +186,12 @@ def endpoint_answers(url: str) -> bool:
         return False
 
 
-def _start_store(config: StackConfig, secret_key: str) -> None:
-    identities = [seaweed.admin_identity(ACCESS_KEY, secret_key)]
+def _start_store(config: StackConfig) -> None:
+    keys = store_identities(config)
+    identities = [
+        seaweed.identity(name, *keys[name], grants, config.bucket)
+        for name, grants in STORE_GRANTS.items()
+    ]
     if config.scaled:
         _say(config, f"S3 (SeaweedFS)   {config.s3_url}  bucket {config.bucket}; master, "
              f"{seaweed.CLUSTER_VOLUMES} volume servers (replication {seaweed.REPLICATION}), filer")  # fmt: skip
@@ -199,7 +204,7 @@ def _start_store(config: StackConfig, secret_key: str) -> None:
     _ensure_bucket(config)
 
 
-def _start_endpoints(config: StackConfig, env: dict[str, str]) -> None:
+def _start_endpoints(config: StackConfig) -> None:
     names = endpoint_services(config)
     for name, url in zip(names, config.endpoint_urls, strict=True):
         _say(config, f"Model endpoint   {url}  ({name})")
@@ -208,7 +213,7 @@ def _start_endpoints(config: StackConfig, env: dict[str, str]) -> None:
             name,
             [sys.executable, "-m", "include.mlops.serving", "--host", "127.0.0.1", "--port", port],
             state_dir=config.state_dir,
-            env={**env, "MLOPS_REPLICA_ID": f"{name}-{port}"},
+            env={**service_env(config, name), "MLOPS_REPLICA_ID": f"{name}-{port}"},
             healthy=None,
         )  # fmt: skip
     for name, url in zip(names, config.endpoint_urls, strict=True):
@@ -220,7 +225,7 @@ def _ensure_bucket(config: StackConfig, timeout: float = 60.0) -> None:
     """Wait for the S3 API; create the lake bucket when missing (``weed mini`` makes its own)."""
     from include.mlops.lake import Lake, LakeUnavailableError
 
-    settings = settings_for(config)
+    settings = settings_for(config, "admin")
     lake = Lake.from_settings(settings)
     deadline = time.monotonic() + timeout
     while True:
