@@ -72,6 +72,8 @@ SERVING_ONLY_VARIABLES = frozenset(
         "MLOPS_ENDPOINT_POLL_SECONDS",
         "MLOPS_MAX_PAYLOAD_BYTES",
         "MLOPS_REPLICA_ID",
+        "MLOPS_ENDPOINT_BOOTSTRAP_KEYS",
+        "MLOPS_ENDPOINT_REQUIRE_API_KEY",
     }
 )
 #: What deploy_model needs to reach the replicas; the replicas themselves do not read it.
@@ -107,14 +109,24 @@ def airflow_services() -> list[str]:
     return sorted(name for name in services() if name.startswith("airflow-"))
 
 
+@cache
+def generated_env() -> dict[str, str]:
+    """The secrets a user generates into .env (compose refuses to start without them)."""
+    from include.mlops.stack.compose_files import generated_env as generate
+
+    return generate()
+
+
 def interpolate(value: str, env: dict[str, str] | None = None) -> str:
-    """Resolve ``${VAR:-default}`` like Compose does, with ``env`` (or the defaults)."""
-    env = env or {}
+    """Resolve ``${VAR:-default}`` / ``${VAR:?error}`` like Compose does, with ``env``
+    (default: the generated secrets; nothing else set)."""
+    env = generated_env() if env is None else env
 
     def resolve(match: re.Match[str]) -> str:
         name, op, default = match.group(1), match.group(2), match.group(3) or ""
-        if name in env and (env[name] or op != ":-"):
+        if name in env and (env[name] or op not in (":-", ":?")):
             return env[name]
+        assert op not in (":?", "?"), f"${{{name}}} is required and unset: compose refuses to start"
         assert op in (":-", "-"), f"${{{name}}} has no default: `docker compose` fails without .env"
         return default
 
@@ -221,6 +233,14 @@ def test_airflow_services_share_the_common_block() -> None:
         assert svc["image"] == common["image"], name
         env = svc["environment"]
         missing = {k for k, v in common_env.items() if env.get(k) != v}
+        # The API server (the platform's views, task logs) has its own, read-only identity.
+        if name == "airflow-apiserver":
+            assert missing == STORE_IDENTITY_VARIABLES, missing
+            assert (
+                env["AWS_ACCESS_KEY_ID"] == "mlops-ui"
+                and '"login": "mlops-ui"' in env["AIRFLOW_CONN_LAKE"]
+            )
+            continue
         assert not missing, f"{name} lacks the common environment {sorted(missing)}"
 
 
@@ -339,7 +359,11 @@ def test_lake_connection_json(use_env_example: bool) -> None:
     from include.mlops.settings import Settings
 
     raw = compose()["x-airflow-common"]["environment"]
-    given = env_example() if use_env_example else {}
+    given = (
+        {**generated_env(), **{k: v for k, v in env_example().items() if v}}
+        if use_env_example
+        else None
+    )
     env = {k: interpolate(str(v), given) for k, v in raw.items()}
     conn = json.loads(env["AIRFLOW_CONN_LAKE"])
     assert conn["conn_type"] == "aws"
@@ -448,12 +472,19 @@ def test_model_server_sets_what_the_endpoint_reads() -> None:
     )
     assert {"MLOPS_ENDPOINT_ADMIN_TOKEN", "MLOPS_CAPTURE_PERCENT", "MLFLOW_TRACKING_URI"} <= serving
     env = services()["model-server"]["environment"]
-    missing = serving - DEPLOY_ONLY_VARIABLES - {"MLOPS_REPLICA_ID"} - set(env)
+    missing = (
+        serving - DEPLOY_ONLY_VARIABLES - {"MLOPS_REPLICA_ID", "MLOPS_ENDPOINT_REQUIRE_API_KEY"}
+        - set(env)
+    )  # fmt: skip
     assert not missing, (
         f"model-server does not set {sorted(missing)} (read in include/mlops/serving)"
     )
     assert "MLOPS_REPLICA_ID" not in env, "replicas would share one name in capture files"
-    assert SERVING_ONLY_VARIABLES - {"MLOPS_REPLICA_ID"} <= set(env)
+    # Require-API-key stays at its default (true): only a replica behind a gateway turns it off.
+    assert SERVING_ONLY_VARIABLES - {"MLOPS_REPLICA_ID", "MLOPS_ENDPOINT_REQUIRE_API_KEY"} <= set(
+        env
+    )
+    assert "MLOPS_ENDPOINT_REQUIRE_API_KEY" not in env
     assert float(env["MLOPS_CAPTURE_PERCENT"]) == 100
     assert int(env["MLOPS_MAX_PAYLOAD_BYTES"]) == 6 * 1024 * 1024
 
@@ -465,14 +496,16 @@ def test_model_server_uses_the_same_registry_lake_and_token_as_airflow() -> None
         "MLFLOW_TRACKING_URI",
         "MLFLOW_S3_ENDPOINT_URL",
         "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
         "AWS_DEFAULT_REGION",
         "MLOPS_LAKE_BUCKET",
         "MLOPS_ENDPOINT_ADMIN_TOKEN",
     ):
         assert env[name] == common[name], name
     assert interpolate(env["MLOPS_ENDPOINT_ADMIN_TOKEN"]), "admin calls would all be refused"
+    # Its own store identity, not the pipeline's; and the key deploy_model probes with.
+    assert env["AWS_ACCESS_KEY_ID"] == "mlops-model-server" != common["AWS_ACCESS_KEY_ID"]
+    keys = json.loads(interpolate(env["MLOPS_ENDPOINT_BOOTSTRAP_KEYS"]))
+    assert keys == {"airflow": interpolate(common["MLOPS_ENDPOINT_API_KEY"])}
 
 
 def test_deploy_reaches_every_replica() -> None:
@@ -531,7 +564,13 @@ def test_no_real_env_file_is_tracked() -> None:
 #: compose service → the scaled profile's processes that play its part on one machine.
 #: The S3 store is MinIO in containers and a SeaweedFS cluster as processes (the code is
 #: store-agnostic; MinIO's community edition is maintenance-only).
-ONE_SHOT_JOBS = {"minio-init", "airflow-init"}  # the profile's `up` does their work inline
+ONE_SHOT_JOBS = {"minio-init", "airflow-init"}
+#: What makes a service's identity on the store.
+STORE_IDENTITY_VARIABLES = {
+    "AIRFLOW_CONN_LAKE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+}  # the profile's `up` does their work inline
 
 
 def _scaled_config() -> Any:
@@ -560,6 +599,41 @@ def _topology() -> dict[str, list[str]]:
         "airflow-worker": celery_worker_names(config.celery_workers),
         "model-server": endpoint_services(config),
     }
+
+
+def test_every_secret_is_required_and_none_has_a_default() -> None:
+    """A missing secret stops `docker compose up` (${VAR:?...}) instead of a known default."""
+    from include.mlops.stack.compose_files import SECRETS
+
+    text = COMPOSE.read_text()
+    for name in SECRETS:
+        uses = re.findall(rf"\$\{{{name}(:?[-?])", text)
+        assert uses, f"{name} is never used"
+        assert set(uses) == {":?"}, f"{name} must be ${{{name}:?...}} everywhere, got {uses}"
+        assert env_example().get(name, None) == "", f".env.example must leave {name} empty"
+    assert "change-me" not in text
+
+
+def test_each_component_has_its_own_minio_user_with_the_stacks_grants() -> None:
+    """MinIO users and policies in compose = the SeaweedFS identities of the stack profiles."""
+    from include.mlops.stack.compose_files import COMPOSE_IDENTITIES, POLICY_DIR, policy_for
+
+    for identity in COMPOSE_IDENTITIES:
+        committed = json.loads((POLICY_DIR / f"{identity}.json").read_text())
+        assert committed == policy_for(identity), f"regenerate: compose_files policies ({identity})"
+    init = services()["minio-init"]
+    command = " ".join(init["command"])
+    for identity in COMPOSE_IDENTITIES:
+        assert f"{identity}:$$S3_{identity.upper().replace('-', '_')}_SECRET" in command
+    assert "mc admin user add" in command and "mc admin policy attach" in command
+    ui = policy_for("ui")
+    readable = {r for st in ui["Statement"] for r in st["Resource"]}
+    assert "arn:aws:s3:::BUCKET/landing/*" not in readable
+    model_server = json.dumps(policy_for("model-server"))
+    assert "landing/" not in model_server and "quarantine/" not in model_server
+    identities = {"mlflow": "mlops-mlflow", "model-server": "mlops-model-server"}
+    for service, user in identities.items():
+        assert services()[service]["environment"]["AWS_ACCESS_KEY_ID"] == user, service
 
 
 def test_compose_and_the_scaled_profile_run_the_same_topology() -> None:

@@ -39,6 +39,9 @@ from include.mlops.stack.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token"
+#: An API key the capture tests' replicas register at start, and its holder's name.
+API_KEY = "mlk_capture-tests-key-0123456789abcdefghijklmnopq"
+KEY_NAME = "capture-tests"
 
 
 @dataclass
@@ -271,6 +274,9 @@ def serving_settings(store: ServingStore, **overrides: Any) -> Any:
         "capture": False,
         "poll_seconds": 60.0,
         "replica_id": "test-replica",
+        # The contract tests here are about scoring; API keys have their own tests
+        # (test_app_access.py) with the key store in a real lake.
+        "require_api_key": False,
     }
     values.update(overrides)
     return ServingSettings(**values)
@@ -289,6 +295,11 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+def key_headers(key: str = API_KEY) -> dict[str, str]:
+    """Headers that present an endpoint API key."""
+    return {"Authorization": f"Bearer {key}"}
 
 
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:

@@ -23,7 +23,14 @@ from include.mlops.lake.capture import read_capture
 from include.mlops.registry import set_champion
 from include.mlops.serving.config import CAPTURE_PERCENT_TAG
 from include.mlops.serving.metrics import parse_text
-from tests.serving.conftest import ADMIN_TOKEN, ServingStore, start_server_process
+from tests.serving.conftest import (
+    ADMIN_TOKEN,
+    API_KEY,
+    KEY_NAME,
+    ServingStore,
+    key_headers,
+    start_server_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +40,7 @@ def _env(store: ServingStore, s3_server: Any, replica: str, **extra: str) -> dic
         **s3_server.environ(),
         "MLFLOW_TRACKING_URI": store.uri,
         "MLOPS_ENDPOINT_ADMIN_TOKEN": ADMIN_TOKEN,
+        "MLOPS_ENDPOINT_BOOTSTRAP_KEYS": json.dumps({KEY_NAME: API_KEY}),
         "MLOPS_REPLICA_ID": replica,
         **extra,
     }
@@ -56,7 +64,7 @@ def test_every_answered_row_is_captured_after_a_graceful_stop(
     rows = serving_store.churn_rows
     sent: dict[str, dict[str, Any]] = {}  # inference id → (request row, answer)
     rng = random.Random(5)
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, headers=key_headers()) as http:
         for i in range(120):
             batch = [dict(rows[(i * 3 + k) % len(rows)]) for k in range(rng.randint(1, 3))]
             if i % 10 == 0:
@@ -75,6 +83,8 @@ def test_every_answered_row_is_captured_after_a_graceful_stop(
     assert len(captured) == len(sent)
     assert set(captured["inference_id"]) == set(sent)
     assert set(captured["variant"]) == {"champion"}
+    # The caller is the name of the key the requests came with, never the key.
+    assert set(captured["caller"]) == {KEY_NAME} and API_KEY not in captured.to_string()
     assert set(captured["model_version"]) == {1}
     assert captured["captured_at"].dt.tz is not None
     by_id = captured.set_index("inference_id")
@@ -120,11 +130,12 @@ def test_capture_percent_samples_requests(
         capture_percent=100,
         lake_settings=s3_server.settings(),
         replica_id="sampling",
+        bootstrap_keys={KEY_NAME: API_KEY},
     )
     server = LiveServer(create_app(settings)).start()
     try:
         server.wait_for(lambda c: c.get("/ping").status_code == 200)
-        with server.client() as http:
+        with server.client(headers=key_headers()) as http:
             body = json.dumps({"dataframe_records": [serving_store.churn_rows[0]]})
             reg = json.dumps({"dataframe_records": [serving_store.charges_rows[0]]})
             headers = {"Content-Type": "application/json"}
@@ -165,11 +176,12 @@ def test_deploy_probes_are_answered_and_counted_but_never_captured(
     churn = f"churn_{random.randrange(10**9)}"
     client.rename_registered_model("churn", churn)
     settings = ServingSettings(tracking_uri=serving_store.uri, capture_percent=100,
-                               lake_settings=s3_server.settings(), replica_id="probes")  # fmt: skip
+                               lake_settings=s3_server.settings(), replica_id="probes",
+                               bootstrap_keys={KEY_NAME: API_KEY})  # fmt: skip
     server = LiveServer(create_app(settings)).start()
     try:
         server.wait_for(lambda c: c.get("/ping").status_code == 200)
-        with server.client() as http:
+        with server.client(headers=key_headers()) as http:
             body = {"dataframe_records": [serving_store.churn_rows[0]]}
             url = f"/endpoints/{churn}/invocations"
             for _ in range(5):

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,81 @@ def test_endpoint_answers_metrics_and_admin_config(stack: StackConfig) -> None:
     assert body["settings"]["admin_token_set"] is True
 
 
+def test_each_component_reaches_only_its_own_part_of_the_store(stack: StackConfig) -> None:
+    """One identity per component: the model servers never read raw PII (landing/,
+    quarantine/) nor curated data, while their captured traffic still lands."""
+    import boto3
+    import botocore.exceptions
+
+    from include.mlops.stack.config import store_identities
+
+    def s3(identity: str) -> Any:
+        access, secret = store_identities(stack)[identity]
+        return boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1",
+                            aws_access_key_id=access, aws_secret_access_key=secret)  # fmt: skip
+
+    def can(identity: str, op: str, key: str) -> bool:
+        client = s3(identity)
+        try:
+            if op == "read":
+                client.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+            elif op == "write":
+                client.put_object(Bucket=stack.bucket, Key=key, Body=b"probe")
+            else:
+                client.list_objects_v2(Bucket=stack.bucket, Prefix=key)
+        except botocore.exceptions.ClientError as exc:
+            assert exc.response["Error"]["Code"] == "AccessDenied", exc.response
+            return False
+        return True
+
+    zones = ("landing", "quarantine", "curated", "reports", "monitoring", "catalog", "mlflow",
+             "capture", "keys/endpoint")  # fmt: skip
+    for zone in zones:  # something to read in every zone
+        assert can("admin", "write", f"{zone}/_probe/readme.txt")
+    expected = {
+        "model-server": {"capture", "keys/endpoint"},
+        "ui": {"reports", "monitoring", "catalog"},
+        "mlflow": {"mlflow"},
+        "pipeline": set(zones),
+    }
+    for identity, readable in expected.items():
+        for zone in zones:
+            assert can(identity, "read", f"{zone}/_probe/readme.txt") == (zone in readable), (
+                identity,
+                zone,
+            )
+    assert not can("model-server", "write", "landing/_probe/forged.csv")
+    assert not can("model-server", "list", "quarantine/")
+    assert can("model-server", "write", "capture/_probe/from-a-replica.parquet")
+    assert not can("ui", "write", "reports/_probe/forged.html")
+    assert not can("mlflow", "write", "curated/_probe/forged.parquet")
+
+
+def test_the_endpoint_needs_an_api_key_and_make_env_gives_one(stack: StackConfig) -> None:
+    import urllib.error
+
+    body = json.dumps({"dataframe_records": [{"age": 40}]}).encode()
+
+    def call(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(
+            f"{stack.endpoint_url}/endpoints/nothing_deployed/invocations", data=body,
+            headers={"Content-Type": "application/json", **headers}, method="POST",
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    assert call({}) == 401
+    assert call({"Authorization": "Bearer mlk_not-a-key"}) == 401
+    key = client_env(stack)["MLOPS_ENDPOINT_API_KEY"]
+    assert call({"Authorization": f"Bearer {key}"}) == 404  # past the key check: no such endpoint
+    assert call({"X-Api-Key": key}) == 404
+    with urllib.request.urlopen(f"{stack.endpoint_url}/ping", timeout=10) as _:
+        pass  # /ping is open (it answers 200 or 503, both fine here)
+
+
 def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
     """`eval "$(make -s env)"` then the airflow CLI and the S3 API work."""
     overrides = {
@@ -141,7 +217,8 @@ def test_make_env_points_a_shell_at_the_stack(stack: StackConfig) -> None:
                  "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "MLOPS_ENDPOINT_URL",
                  "MLOPS_AIRFLOW_URL", "MLOPS_AIRFLOW_USER", "MLOPS_AIRFLOW_PASSWORD",
                  "MLOPS_ENDPOINT_ADMIN_TOKEN", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                 "MLFLOW_BACKEND_STORE_URI", "MLOPS_OPTUNA_STORAGE"):  # fmt: skip
+                 "MLFLOW_BACKEND_STORE_URI", "MLOPS_OPTUNA_STORAGE",
+                 "MLOPS_ENDPOINT_API_KEY"):  # fmt: skip
         assert f"export {name}=" in exports
 
 
@@ -249,8 +326,9 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
     train_runs = {r["dag_run_id"] for r in client.runs("train_model")}
     deploy_runs = {r["dag_run_id"] for r in client.runs("deploy_model")}
 
+    key = client_env(stack)["MLOPS_ENDPOINT_API_KEY"]
     sent = send_traffic(stack.endpoint_url, "stack_churn", rows=1500, seed=5, drift=1.0,
-                        rows_per_request=25, log=lambda line: None)  # fmt: skip
+                        rows_per_request=25, log=lambda line: None, api_key=key)  # fmt: skip
     assert sent["errors"] == 0 and sent["versions"] == {f"v{first.version}/champion": 60}
     time.sleep(7)  # the endpoint flushes captured records every 5 s
     monitor = client.trigger("monitor_model", {"model_name": "stack_churn", "window_hours": 1})
@@ -276,6 +354,23 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
     deploy = client.next_run("deploy_model", besides=deploy_runs, timeout=300)
     assert client.wait("deploy_model", deploy, timeout=300) == "success"
     assert champion(stack.mlflow_url, "stack_churn").version == int(version) != first.version
+
+
+def test_no_secret_reaches_a_log_file(stack: StackConfig) -> None:
+    """After the whole loop: no password, key, token or salt of this install in any log
+    (the stack's service logs and Airflow's task logs)."""
+    secrets = json.loads((stack.state_dir / "secrets.json").read_text())
+    values = {name: value for name, value in secrets.items() if len(value) >= 12}
+    files = [p for folder in (stack.state_dir / "logs", stack.airflow_home / "logs")
+             if folder.exists() for p in folder.rglob("*") if p.is_file()]  # fmt: skip
+    assert len(files) > 10, files
+    leaks = [
+        f"{name} in {path.relative_to(stack.state_dir)}"
+        for path in files
+        for name, value in values.items()
+        if value in path.read_text(errors="replace")
+    ]
+    assert leaks == [], leaks
 
 
 def test_down_stops_everything(tmp_path: Path) -> None:

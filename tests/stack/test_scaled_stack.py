@@ -200,9 +200,10 @@ def test_with_a_volume_server_down_ingest_monitor_and_retrain_still_work(
     _ingest(client, tmp_path, "2026-11-03", seed=3)
     train_runs = {r["dag_run_id"] for r in client.runs("train_model")}
     deploy_runs = {r["dag_run_id"] for r in client.runs("deploy_model")}
+    key = client_env(stack)["MLOPS_ENDPOINT_API_KEY"]
     for url in stack.endpoint_urls:
         sent = send_traffic(url, MODEL, rows=800, seed=11, drift=1.0, rows_per_request=20,
-                            log=lambda line: None)  # fmt: skip
+                            log=lambda line: None, api_key=key)  # fmt: skip
         assert sent["errors"] == 0, sent
     time.sleep(7)  # replicas flush captured records every 5 s
     monitor = client.trigger("monitor_model", {"model_name": MODEL, "window_hours": 1})
@@ -237,7 +238,7 @@ def test_a_dead_replica_the_other_answers_and_deploy_names_it(
     alive, dead = stack.endpoint_urls
     _kill(stack, "model-server-2")
     sent = send_traffic(alive, MODEL, rows=100, seed=12, drift=0.0, rows_per_request=10,
-                        log=lambda line: None)  # fmt: skip
+                        log=lambda line: None, api_key=client_env(stack)["MLOPS_ENDPOINT_API_KEY"])  # fmt: skip
     assert sent["errors"] == 0, sent
     started = time.monotonic()
     run = client.trigger("deploy_model", {"model_name": MODEL, "version": str(current.version),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ def send_traffic(
     start_id: int = 1_000_000,
     rows_per_request: int = 10,
     log: Callable[[str], None] = print,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
     """Score ``rows`` generated customers, ``rows_per_request`` per JSON request.
 
@@ -34,6 +36,7 @@ def send_traffic(
         start_id: First ``customer_id`` (keeps live ids apart from training ids).
         rows_per_request: Rows per request.
         log: Progress lines.
+        api_key: The endpoint API key (default ``MLOPS_ENDPOINT_API_KEY``).
 
     Returns:
         ``requests``, ``rows``, ``errors`` (non-200 answers) and ``versions``
@@ -47,7 +50,9 @@ def send_traffic(
     versions: Counter[str] = Counter()
     errors = 0
     requests = 0
-    with httpx.Client(timeout=30) as http:
+    key = api_key or os.environ.get("MLOPS_ENDPOINT_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(timeout=30, headers=headers) as http:
         for start in range(0, len(records), rows_per_request):
             response = http.post(
                 url, json={"dataframe_records": records[start : start + rows_per_request]}

@@ -81,12 +81,15 @@ class EndpointFleet:
 
     Attributes:
         urls: Replica base URLs.
-        admin_token: Bearer token for ``/admin/*``.
+        admin_token: Bearer token for ``/admin/*``, ``/endpoints`` and ``/metrics``.
+        api_key: The API key deploy's smoke and bake probes invoke with
+            (``MLOPS_ENDPOINT_API_KEY``).
         timeout: Seconds per HTTP call.
     """
 
     urls: list[str]
     admin_token: str | None = None
+    api_key: str | None = None
     timeout: float = 30.0
 
     @classmethod
@@ -104,7 +107,11 @@ class EndpointFleet:
                 "no model endpoint configured: set MLOPS_ENDPOINT_URLS (comma-separated "
                 "replica URLs) or MLOPS_ENDPOINT_URL"
             )
-        return cls(urls=urls, admin_token=env.get("MLOPS_ENDPOINT_ADMIN_TOKEN") or None)
+        return cls(
+            urls=urls,
+            admin_token=env.get("MLOPS_ENDPOINT_ADMIN_TOKEN") or None,
+            api_key=env.get("MLOPS_ENDPOINT_API_KEY") or None,
+        )
 
     # -- admin ---------------------------------------------------------------------------
     def reload(self) -> dict[str, dict[str, Any]]:
@@ -117,16 +124,18 @@ class EndpointFleet:
             raise EndpointUnavailableError(
                 "MLOPS_ENDPOINT_ADMIN_TOKEN is not set: deploy cannot ask replicas to reload"
             )
-        headers = {"Authorization": f"Bearer {self.admin_token}"}
         out: dict[str, dict[str, Any]] = {}
         for url in self.urls:
-            response = self._call("POST", f"{url}/admin/reload", headers=headers)
+            response = self._call("POST", f"{url}/admin/reload", headers=self._admin_headers())
             out[url] = response.json()
         return out
 
     def serving(self) -> dict[str, dict[str, Any]]:
         """``GET /endpoints`` on every replica: ``{url: body}``."""
-        return {url: self._call("GET", f"{url}/endpoints").json() for url in self.urls}
+        return {
+            url: self._call("GET", f"{url}/endpoints", headers=self._admin_headers()).json()
+            for url in self.urls
+        }
 
     def wait_converged(
         self,
@@ -179,7 +188,11 @@ class EndpointFleet:
             target,
             content=json.dumps(payload, default=str),
             # A probe: counted in /metrics, never captured (monitoring sees real traffic only).
-            headers={"Content-Type": "application/json", PROBE_HEADER: "deploy"},
+            headers={
+                "Content-Type": "application/json",
+                PROBE_HEADER: "deploy",
+                **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
+            },
             timeout=self.timeout,
         )
 
@@ -220,7 +233,9 @@ class EndpointFleet:
         """``/metrics`` of every replica summed: ``{(version, variant): VariantTraffic}``."""
         totals: dict[tuple[str, str], dict[str, Any]] = {}
         for url in self.urls:
-            samples = parse_text(self._call("GET", f"{url}/metrics").text)
+            samples = parse_text(
+                self._call("GET", f"{url}/metrics", headers=self._admin_headers()).text
+            )
             for (name, labels_set), value in samples.items():
                 labels = dict(labels_set)
                 if labels.get("endpoint") != model_name:
@@ -238,6 +253,9 @@ class EndpointFleet:
             key: VariantTraffic(e["requests"], e["errors"], dict(e["buckets"]))
             for key, e in totals.items()
         }
+
+    def _admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
 
     def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:

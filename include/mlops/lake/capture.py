@@ -47,6 +47,9 @@ META_SCHEMA = pa.schema(
         ("variant", pa.string()),
         ("prediction", pa.string()),
         ("probability", pa.float64()),
+        # The name of the API key the request came with (never the key); files written
+        # before keys existed have no such column: it reads as null.
+        ("caller", pa.string()),
     ]
 )
 META_COLUMNS = tuple(META_SCHEMA.names)

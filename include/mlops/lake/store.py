@@ -4,7 +4,10 @@ Domain code receives a :class:`Lake` and never builds clients itself, so unit te
 hand in ``Lake.local(tmp_path)`` and production hands in ``Lake.from_settings(...)``.
 
 Writes are atomic per object: data goes to a hidden ``_staging/`` key first and is
-then moved into place. On S3 the move is a server-side copy, which readers see
+then moved into place. The staging key sits beside the target
+(``capture/<endpoint>/.../_staging/<id>/<file>`` for a capture file), so a writer allowed
+only one prefix of the bucket (a model server: ``capture/``) can stage its writes there,
+and never sees another prefix's writes in flight. On S3 the move is a server-side copy, which readers see
 whole or not at all; locally it is a rename. A writer killed midway therefore
 leaves readers the previous object, never a fragment.
 """
@@ -169,15 +172,14 @@ class Lake:
         return sorted(keys)
 
     def list_staged(self) -> list[str]:
-        """Objects under the hidden staging prefix: writes in flight or left by a killed
-        writer (``list_files`` never shows them; readers never see them)."""
-        selector = pafs.FileSelector(
-            self.path(STAGING_PREFIX), recursive=True, allow_not_found=True
-        )
+        """Objects under hidden staging folders anywhere in the lake: writes in flight or
+        left by a killed writer (``list_files`` never shows them; readers never see them)."""
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         return sorted(
-            self.key_of(i.path)
+            key
             for i in self.fs.get_file_info(selector)
             if i.type == pafs.FileType.File
+            and f"/{STAGING_PREFIX}/" in f"/{(key := self.key_of(i.path))}"
         )
 
     # -- writing --------------------------------------------------------------
@@ -189,7 +191,8 @@ class Lake:
         moved to ``key``. On an exception the staged object is deleted and ``key``
         keeps its previous content.
         """
-        staged = self.path(STAGING_PREFIX, uuid.uuid4().hex, posixpath.basename(key))
+        folder = posixpath.dirname(key.strip("/"))
+        staged = self.path(folder, STAGING_PREFIX, uuid.uuid4().hex, posixpath.basename(key))
         self._ensure_parent(staged)
         try:
             with self.fs.open_output_stream(staged) as out:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hmac
 import json
 import logging
 import random
@@ -36,11 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
+from include.mlops.serving.access import ROUTE_ACCESS, Access, Gatekeeper, Refusal
+from include.mlops.serving.admin_keys import add_key_routes, key_store
 from include.mlops.serving.batching import Scored, ScoredRows, ScoringError
 from include.mlops.serving.capture import should_capture
 from include.mlops.serving.capture_hub import CaptureHub
@@ -55,6 +56,7 @@ from include.mlops.serving.metrics import (
     Labels,
     MetricsRegistry,
 )
+from include.mlops.serving.openapi_doc import document_invocations
 from include.mlops.serving.rows import merged_rows
 from include.mlops.serving.shadow import ShadowWorker
 from include.mlops.serving.state import EndpointState, LoadedModel, ServingState
@@ -202,9 +204,14 @@ def create_app(
         else None
     )
     capture = CaptureHub(settings, lake=lake)
+    gate = Gatekeeper(
+        settings.admin_token,
+        require_keys=settings.require_api_key,
+        store=key_store(settings, lake),
+    )
     shadow = ShadowWorker(
-        lambda endpoint, model, rows, scored, at: capture.offer(
-            endpoint, model, "shadow", rows, scored, at
+        lambda endpoint, model, rows, scored, at, caller: capture.offer(
+            endpoint, model, "shadow", rows, scored, at, caller=caller
         ),
         max_queue_rows=settings.shadow_queue_rows,
         max_batch_rows=settings.max_batch_rows,
@@ -225,10 +232,21 @@ def create_app(
                 await asyncio.to_thread(manager.reload)
             except Exception:
                 log.exception("registry poll failed")
+            try:
+                await asyncio.to_thread(gate.reload_keys)
+            except Exception:
+                log.exception("reading the API keys failed (the previous set stays)")
             await asyncio.sleep(settings.poll_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if gate.store is not None and settings.bootstrap_keys:
+            added = await asyncio.to_thread(
+                gate.store.bootstrap, settings.bootstrap_keys, by=f"replica:{settings.replica_id}"
+            )
+            if added:
+                log.info("registered API key(s) %s from MLOPS_ENDPOINT_BOOTSTRAP_KEYS", added)
+        await asyncio.to_thread(gate.reload_keys)
         shadow.start()
         poller = asyncio.create_task(poll(), name="registry-poller")
         log.info(
@@ -250,17 +268,34 @@ def create_app(
                 executor.shutdown(wait=True)
             log.info("endpoint replica %s stopped", settings.replica_id)
 
+    async def authorize(request: Request) -> None:
+        """Every FastAPI route: its entry in ROUTE_ACCESS decides (none: refused)."""
+        route = request.scope.get("route")
+        access = ROUTE_ACCESS.get((request.method, getattr(route, "path", "")))
+        if access is None:
+            raise HTTPException(403, "this route has no authorization decision: refused")
+        decision = gate.check(access, request.headers)
+        if isinstance(decision, Refusal):
+            raise HTTPException(
+                decision.status, decision.detail,
+                headers={"WWW-Authenticate": "Bearer"} if decision.status == 401 else None,
+            )  # fmt: skip
+        request.state.caller = decision
+
     app = FastAPI(
         title="MLOps model endpoint",
-        description="Real-time predictions from the registry's approved champions.",
+        description="Real-time predictions from the registry's approved champions. "
+        "Invocations need an API key: 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.",
         version="1.0",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
     )
     app.state.settings = settings
     app.state.manager = manager
     app.state.capture = capture
     app.state.shadow = shadow
     app.state.metrics = metrics
+    app.state.gate = gate
 
     def resolve(state: ServingState, name: str | None) -> EndpointState:
         if name is not None:
@@ -320,6 +355,9 @@ def create_app(
         labels: Labels = ("", "", "")
         rows_answered = 0
         try:
+            caller = gate.check(Access.CALLER, request.headers)
+            if isinstance(caller, Refusal):
+                raise _NotAllowed(caller)
             endpoint = resolve(state, name)
             model, variant = endpoint.route(rng.random())
             labels = (endpoint.model_name, str(model.version), variant)
@@ -338,10 +376,16 @@ def create_app(
             shadow_it = real and shadow_model is not None and rng.random() < endpoint.shadow_share
             ticket = None
             if capture_it or shadow_it:
-                ticket = _Ticket(endpoint.model_name, variant, shadow_model if shadow_it else None)
+                ticket = _Ticket(
+                    endpoint.model_name, variant, shadow_model if shadow_it else None, caller
+                )
             scored = await model.batcher.score(rows, ticket)
             response = _prediction_response(endpoint.model_name, model, variant, scored)
             rows_answered = rows.n_rows
+        except _NotAllowed as refused:
+            response = _error(refused.refusal.status, refused.refusal.detail)
+            if refused.refusal.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
         except RequestError as error:
             response = _error(error.status, error.detail)
         except _NotServed as error:
@@ -385,8 +429,8 @@ def create_app(
         return await invoke(request, request.path_params["model_name"])
 
     # Plain Starlette routes, matched first: FastAPI's per-request dependency machinery
-    # costs ~0.15 ms, a tenth of a batch cycle at concurrency 8. (So they are not in the
-    # OpenAPI page; the module docstring is their reference.)
+    # costs ~0.15 ms, a tenth of a batch cycle at concurrency 8 (their OpenAPI entry is
+    # added by document_invocations; their key check is the first thing invoke does).
     app.router.routes[:0] = [
         Route("/invocations", invocations, methods=["POST"]),
         Route("/endpoints/{model_name}/invocations", named_invocations, methods=["POST"]),
@@ -400,40 +444,16 @@ def create_app(
     async def metrics_route() -> Response:
         return Response(metrics.registry.render(), media_type=CONTENT_TYPE)
 
-    def admin_refusal(request: Request) -> Response | None:
-        token = settings.admin_token
-        if token is None:
-            return _error(
-                403,
-                "admin calls are disabled on this replica: MLOPS_ENDPOINT_ADMIN_TOKEN is not set",
-            )
-        header = request.headers.get("authorization") or ""
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            response = _error(
-                401, "admin calls need 'Authorization: Bearer <MLOPS_ENDPOINT_ADMIN_TOKEN>'"
-            )
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-        if not hmac.compare_digest(given.strip().encode(), token.encode()):
-            return _error(403, "the admin token is wrong")
-        return None
-
     @app.post("/admin/reload", summary="Re-read the registry now (token)")
-    async def admin_reload(request: Request) -> Response:
-        refusal = admin_refusal(request)
-        if refusal is not None:
-            return refusal
+    async def admin_reload() -> Response:
         state = await asyncio.to_thread(manager.reload)
+        await asyncio.to_thread(gate.reload_keys)
         if state.registry_error is not None:
             return _error(503, f"the registry could not be read: {state.registry_error}")
         return _json(200, {"replica": settings.replica_id, **state.describe()})
 
     @app.get("/admin/config", summary="Settings and served configuration (token)")
-    async def admin_config(request: Request) -> Response:
-        refusal = admin_refusal(request)
-        if refusal is not None:
-            return refusal
+    async def admin_config() -> Response:
         body = {
             "replica": settings.replica_id,
             "settings": settings.public_dict(),
@@ -444,7 +464,17 @@ def create_app(
         }
         return _json(200, body)
 
+    add_key_routes(app, gate)
+    document_invocations(app)
     return app
+
+
+class _NotAllowed(Exception):
+    """The request's credentials are refused (401/403)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.detail)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -458,6 +488,7 @@ class _Ticket:
     endpoint: str
     variant: str
     shadow: LoadedModel | None
+    caller: str
 
 
 def _after_batch(
@@ -473,15 +504,16 @@ def _after_batch(
     work off the request path: the capture writer converts them column-wise on its thread.
     """
     now = dt.datetime.now(dt.UTC)
-    groups: dict[tuple[str, str], list[Scored]] = {}
+    groups: dict[tuple[str, str, str], list[Scored]] = {}
     for entry in entries:
         ticket: _Ticket = entry.ticket
-        groups.setdefault((ticket.endpoint, ticket.variant), []).append(entry)
+        groups.setdefault((ticket.endpoint, ticket.variant, ticket.caller), []).append(entry)
         if ticket.shadow is not None:
             shadow.submit(
-                ticket.endpoint, ticket.shadow, entry.rows, entry.result.inference_ids, now
-            )
-    for (endpoint, variant), group in groups.items():
+                ticket.endpoint, ticket.shadow, entry.rows, entry.result.inference_ids, now,
+                caller=ticket.caller,
+            )  # fmt: skip
+    for (endpoint, variant, caller), group in groups.items():
         part = merged_rows([e.rows for e in group])
         scored = ScoredRows(
             inference_ids=[i for e in group for i in e.result.inference_ids],
@@ -490,7 +522,7 @@ def _after_batch(
             if group[0].result.probability is None
             else [p for e in group for p in (e.result.probability or [])],
         )
-        capture.offer(endpoint, model, variant, part, scored, now)
+        capture.offer(endpoint, model, variant, part, scored, now, caller=caller)
 
 
 def _prediction_response(

@@ -220,6 +220,7 @@ class CaptureWriter:
         predictions: Sequence[Any] | np.ndarray | None = None,
         probabilities: Sequence[float | None] | np.ndarray | None = None,
         captured_at: datetime | None = None,
+        caller: str | None = None,
     ) -> int:
         """Hand rows to the writer without blocking; never raises.
 
@@ -231,6 +232,7 @@ class CaptureWriter:
             predictions: One prediction per row (required).
             probabilities: One probability per row, or ``None`` (regression).
             captured_at: When the rows were answered (default: now).
+            caller: The name of the API key the request came with (never the key).
 
         Returns:
             Rows accepted: all of them, or 0 when they do not fit in the buffer, the
@@ -247,6 +249,7 @@ class CaptureWriter:
                 probabilities,
                 stamped_us=time.time_ns() // 1000,
                 captured_at=captured_at,
+                caller=caller,
             )
             n_rows = rows.n_rows
         except Exception as exc:  # the request path must never fail because of capture

@@ -44,6 +44,7 @@ class OfferedRows:
         probabilities: One probability per row, or ``None`` (regression).
         stamped_us: When it was offered (epoch µs): ``captured_at`` when none is given.
         captured_at: When it was answered, if the caller said.
+        caller: The name of the API key the request came with.
     """
 
     rows: Rows
@@ -54,6 +55,7 @@ class OfferedRows:
     probabilities: Sequence[Any] | np.ndarray | None
     stamped_us: int
     captured_at: datetime | None = None
+    caller: str | None = None
 
     def __post_init__(self) -> None:
         rows = self.rows.n_rows
@@ -74,6 +76,7 @@ class _Segment:
     captured_us: list[int] = field(default_factory=list)
     model_version: list[Any] = field(default_factory=list)
     variant: list[Any] = field(default_factory=list)
+    caller: list[Any] = field(default_factory=list)
     prediction: list[Any] = field(default_factory=list)
     probability: list[Any] = field(default_factory=list)
     features: list[pa.Table] = field(default_factory=list)
@@ -123,6 +126,7 @@ def offered_to_table(offered: list[OfferedRows], endpoint: str) -> tuple[pa.Tabl
         "variant": pa.array(seg.variant, pa.string()),
         "prediction": _prediction_array(seg.prediction, seg.probability),
         "probability": pa.array(seg.probability, pa.float64(), from_pandas=True),
+        "caller": pa.array(seg.caller, pa.string()),
     }
     for name in features.column_names:
         if name == _ROWS:
@@ -155,6 +159,7 @@ def _add_run_unchecked(seg: _Segment, run: list[OfferedRows]) -> int:
     stamps: list[int] = []
     versions: list[Any] = []
     variants: list[Any] = []
+    callers: list[Any] = []
     preds: list[Any] = []
     probas: list[Any] = []
     for item in run:
@@ -162,6 +167,7 @@ def _add_run_unchecked(seg: _Segment, run: list[OfferedRows]) -> int:
         ids += _as_list(item.inference_ids)
         versions += [int(item.model_version)] * n
         variants += [item.variant] * n
+        callers += [item.caller] * n
         proba = item.probabilities
         item_probas = [None] * n if proba is None else [_float_or_none(v) for v in _as_list(proba)]
         probas += item_probas
@@ -178,6 +184,7 @@ def _add_run_unchecked(seg: _Segment, run: list[OfferedRows]) -> int:
     seg.captured_us += stamps
     seg.model_version += versions
     seg.variant += variants
+    seg.caller += callers
     seg.prediction += preds
     seg.probability += probas
     seg.features.append(features)

@@ -81,8 +81,12 @@ class CaptureHub:
         rows: Rows,
         scored: ScoredRows,
         captured_at: dt.datetime,
+        *,
+        caller: str | None = None,
     ) -> None:
         """Hand validated rows, with one score per row, to the endpoint's writer.
+
+        ``caller`` is the name of the API key the requests came with (never the key).
 
         The writer keeps a reference to the lists and converts them on its own thread;
         the caller must not change them afterwards (validated rows never are).
@@ -98,6 +102,7 @@ class CaptureHub:
             predictions=scored.predictions,
             probabilities=scored.probability,
             captured_at=captured_at,
+            caller=caller,
         )
 
     def counters(self, attribute: str) -> dict[Labels, float]:

@@ -283,6 +283,10 @@ class ServingSettings:
         shadow_queue_rows: Rows waiting for the shadow beyond which copies are dropped.
         score_in_thread: Score in a worker thread instead of in the event loop (the
             default, measured faster: the GIL turns the thread into hand-off overhead).
+        require_api_key: Invocations need an API key (``MLOPS_ENDPOINT_REQUIRE_API_KEY``,
+            default true; false only behind a gateway that authenticates callers itself).
+        bootstrap_keys: ``{name: key}`` registered at start when the store lacks the name
+            (``MLOPS_ENDPOINT_BOOTSTRAP_KEYS``, JSON).
     """
 
     tracking_uri: str | None = None
@@ -297,6 +301,8 @@ class ServingSettings:
     max_batch_rows: int = 512
     shadow_queue_rows: int = 10_000
     score_in_thread: bool = False
+    require_api_key: bool = True
+    bootstrap_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -326,6 +332,10 @@ class ServingSettings:
             max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES if payload is None else int(payload),
             replica_id=env.get("MLOPS_REPLICA_ID") or default_replica_id(),
             lake_settings=Settings.from_env(env),
+            require_api_key=_env_flag(
+                "MLOPS_ENDPOINT_REQUIRE_API_KEY", env.get("MLOPS_ENDPOINT_REQUIRE_API_KEY"), True
+            ),
+            bootstrap_keys=_bootstrap_keys(env),
         )
         settings.check()
         return settings
@@ -361,7 +371,28 @@ class ServingSettings:
             "lake_bucket": self.lake_settings.lake_bucket if self.lake_settings else None,
             "max_batch_rows": self.max_batch_rows,
             "score_in_thread": self.score_in_thread,
+            "require_api_key": self.require_api_key,
         }
+
+
+def _env_flag(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ServingConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _bootstrap_keys(env: Mapping[str, str]) -> dict[str, str]:
+    from include.mlops.serving.keys import KeyRequestError, bootstrap_from_env
+
+    try:
+        return bootstrap_from_env(env)
+    except (ValueError, KeyRequestError) as exc:
+        raise ServingConfigError(str(exc)) from None
 
 
 def default_replica_id() -> str:

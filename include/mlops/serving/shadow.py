@@ -19,8 +19,8 @@ from include.mlops.serving.state import LoadedModel
 
 log = logging.getLogger(__name__)
 
-#: Receives every scored group: ``(endpoint, model, rows, scored, captured_at)``.
-ShadowSink = Callable[[str, LoadedModel, Rows, ScoredRows, dt.datetime], None]
+#: Receives every scored group: ``(endpoint, model, rows, scored, captured_at, caller)``.
+ShadowSink = Callable[[str, LoadedModel, Rows, ScoredRows, dt.datetime, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class ShadowJob:
         rows: The request's validated rows.
         inference_ids: The ids the answered rows got (the shadow's records join on them).
         captured_at: When the request was answered.
+        caller: The name of the API key the request came with.
     """
 
     endpoint: str
@@ -40,6 +41,7 @@ class ShadowJob:
     rows: Rows
     inference_ids: list[str]
     captured_at: dt.datetime
+    caller: str | None = None
 
 
 class ShadowWorker:
@@ -47,7 +49,7 @@ class ShadowWorker:
 
     Jobs wait in a bounded queue (counted in rows); a copy that does not fit is dropped
     and counted, never waited for. The shadow's answers go only to ``sink`` (capture),
-    one call per scored group: ``sink(endpoint, model, rows, scored, captured_at)`` with
+    one call per scored group: ``sink(endpoint, model, rows, scored, captured_at, caller)`` with
     the group's rows merged and one :class:`ScoredRows` for all of them, carrying the
     inference ids of the answered requests.
 
@@ -88,6 +90,8 @@ class ShadowWorker:
         rows: Rows,
         inference_ids: list[str],
         captured_at: dt.datetime,
+        *,
+        caller: str | None = None,
     ) -> bool:
         """Queue a copy for the shadow (never blocks). Returns False when dropped."""
         with self._rows_lock:
@@ -95,7 +99,7 @@ class ShadowWorker:
                 self.dropped += rows.n_rows
                 return False
             self._queued_rows += rows.n_rows
-        self._queue.put(ShadowJob(endpoint, model, rows, inference_ids, captured_at))
+        self._queue.put(ShadowJob(endpoint, model, rows, inference_ids, captured_at, caller))
         return True
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -131,9 +135,9 @@ class ShadowWorker:
             self._score(jobs)
 
     def _score(self, jobs: list[ShadowJob]) -> None:
-        groups: dict[tuple[int, dt.datetime], list[ShadowJob]] = {}
+        groups: dict[tuple[int, dt.datetime, str | None], list[ShadowJob]] = {}
         for job in jobs:
-            groups.setdefault((id(job.model), job.captured_at), []).append(job)
+            groups.setdefault((id(job.model), job.captured_at, job.caller), []).append(job)
         for group in groups.values():
             first = group[0]
             model = first.model
@@ -164,6 +168,6 @@ class ShadowWorker:
                 else [p for r in results for p in (r.probability or [])],
             )
             try:
-                self.sink(first.endpoint, model, rows, merged, first.captured_at)
+                self.sink(first.endpoint, model, rows, merged, first.captured_at, first.caller)
             except Exception:
                 log.exception("shadow capture failed for %s", first.endpoint)

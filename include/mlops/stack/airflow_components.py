@@ -70,10 +70,14 @@ def healthy(
     return bool(status) and all(status.get(part) == "healthy" for part in parts)
 
 
+#: A process name → the environment it runs with (its own identity and secrets).
+EnvFor = Callable[[str], Mapping[str, str]]
+
+
 def start_components(
     state_dir: Path,
     *,
-    env: Mapping[str, str],
+    env_for: EnvFor,
     api_url: str,
     scheduler_health_url: str,
     cwd: Path,
@@ -96,7 +100,7 @@ def start_components(
     for component in COMPONENTS:
         start_service(
             service_name(component), [airflow_cli(), component], state_dir=state_dir,
-            env=env, cwd=cwd, healthy=None,
+            env=env_for(service_name(component)), cwd=cwd, healthy=None,
         )  # fmt: skip
 
     def wait() -> None:
@@ -113,7 +117,7 @@ def celery_worker_names(workers: int) -> list[str]:
 
 
 def start_celery_workers(
-    state_dir: Path, *, env: Mapping[str, str], workers: int, concurrency: int, timeout: float = 180
+    state_dir: Path, *, env_for: EnvFor, workers: int, concurrency: int, timeout: float = 180
 ) -> Callable[[], None]:
     """Spawn ``workers`` Celery workers, each as if on a host of its own.
 
@@ -135,7 +139,7 @@ def start_celery_workers(
             [airflow_cli(), "celery", "worker", "--celery-hostname", f"{name}@127.0.0.1",
              "--concurrency", str(concurrency), "--skip-serve-logs"],
             state_dir=state_dir,
-            env={**env, "MLOPS_WORKER_HOSTNAME": name, "HOME": str(home / "home"),
+            env={**env_for(name), "MLOPS_WORKER_HOSTNAME": name, "HOME": str(home / "home"),
                  "TMPDIR": str(home / "tmp")},
             cwd=home / "work",
             healthy=None,

@@ -32,7 +32,38 @@ REPO = Path(__file__).resolve().parents[3]
 PROFILES = ("embedded", "scaled")
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"  # the demo's fixed, documented login (README); loopback only
-ACCESS_KEY = "mlops"
+#: Each component's identity on the store: (action, prefix of the lake bucket) grants,
+#: ``""`` = the whole bucket. Staging folders sit beside their targets, so a prefix covers
+#: its own writes in flight. Model artifacts travel through the MLflow server (its
+#: artifact proxy), so only ``mlflow`` reads or writes ``mlflow/``.
+STORE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
+    # stack setup (the bucket) and the operator's own tools
+    "admin": (("Admin", ""), ("Read", ""), ("Write", ""), ("List", ""), ("Tagging", "")),
+    # Airflow's tasks: ETL, training, batch, monitoring, audit records, task logs
+    "pipeline": (("Read", ""), ("Write", ""), ("List", ""), ("Tagging", "")),
+    # the MLflow server: run and model artifacts
+    "mlflow": (("Read", "mlflow/"), ("Write", "mlflow/"), ("List", "mlflow/")),
+    # the model servers: captured traffic, the endpoint's API keys (hashes) and the audit
+    # records of key changes; never landing/, quarantine/, curated/ or anything else
+    "model-server": (
+        ("Write", "capture/"), ("Read", "capture/"),
+        ("Read", "keys/endpoint/"), ("Write", "keys/endpoint/"), ("List", "keys/endpoint/"),
+        ("Write", "audit/endpoint/"), ("Read", "audit/endpoint/"),
+    ),
+    # the Airflow API server (the platform's views and task logs): read-only
+    "ui": tuple(
+        (action, prefix)
+        for prefix in ("reports/", "monitoring/", "catalog/", "audit/", "logs/airflow/")
+        for action in ("Read", "List")
+    ),
+}  # fmt: skip
+#: Store identity → the processes that run with it (see :func:`identity_of`).
+PROCESS_IDENTITIES = {
+    "mlflow": "mlflow",
+    "endpoint": "model-server",
+    "model-server": "model-server",
+    "airflow-api-server": "ui",
+}
 #: Concurrent task instances of the embedded stack's LocalExecutor (README, "What runs where").
 PARALLELISM = 8
 #: Celery workers of the scaled profile, and task slots per worker.
@@ -141,7 +172,6 @@ def secrets_for(config: StackConfig) -> dict[str, str]:
     """
     path = config.state_dir / "secrets.json"
     generators = {
-        "aws_secret_access_key": lambda: secrets.token_hex(16),
         "pii_salt": lambda: secrets.token_hex(16),
         "jwt_secret": lambda: secrets.token_hex(32),
         "fernet_key": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
@@ -151,6 +181,15 @@ def secrets_for(config: StackConfig) -> dict[str, str]:
         "postgres_password": lambda: secrets.token_urlsafe(24),
         **{f"{db}_db_password": lambda: secrets.token_urlsafe(24) for db in postgres.DATABASES},
         "redis_password": lambda: secrets.token_urlsafe(24),
+        # The endpoint's API keys of this stack: the user's shell (demo, curl, scripts) and
+        # Airflow's deploy probes; the replicas register them at start (hashed).
+        "endpoint_key_client": lambda: f"mlk_{secrets.token_urlsafe(32)}",
+        "endpoint_key_airflow": lambda: f"mlk_{secrets.token_urlsafe(32)}",
+        # One S3 secret per store identity (STORE_GRANTS).
+        **{
+            f"s3_{name.replace('-', '_')}_secret": lambda: secrets.token_hex(20)
+            for name in STORE_GRANTS
+        },
     }
     values: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
     missing = [key for key in generators if key not in values]
@@ -164,13 +203,31 @@ def secrets_for(config: StackConfig) -> dict[str, str]:
     return values
 
 
-def settings_for(config: StackConfig) -> Settings:
-    """The typed settings every task and client uses for this stack."""
+def store_identities(config: StackConfig) -> dict[str, tuple[str, str]]:
+    """Store identity → (access key id, secret key), generated per install."""
     secret = secrets_for(config)
+    return {
+        name: (f"mlops-{name}", secret[f"s3_{name.replace('-', '_')}_secret"])
+        for name in STORE_GRANTS
+    }
+
+
+def identity_of(process: str) -> str:
+    """The store identity a stack process runs with (``pipeline`` unless listed)."""
+    for prefix, identity in PROCESS_IDENTITIES.items():
+        if process == prefix or process.startswith(f"{prefix}-"):
+            return identity
+    return "pipeline"
+
+
+def settings_for(config: StackConfig, identity: str = "pipeline") -> Settings:
+    """The typed settings a component uses for this stack, with its own store identity."""
+    secret = secrets_for(config)
+    access, secret_key = store_identities(config)[identity]
     return Settings(
         s3_endpoint_url=config.s3_url,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=secret["aws_secret_access_key"],
+        aws_access_key_id=access,
+        aws_secret_access_key=secret_key,
         lake_bucket=config.bucket,
         mlflow_tracking_uri=config.mlflow_url,
         pii_salt=secret["pii_salt"],
@@ -199,8 +256,8 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONN_LAKE": settings.lake_connection_json(),
         "AWS_ENDPOINT_URL": config.s3_url,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": secret["aws_secret_access_key"],
+        "AWS_ACCESS_KEY_ID": settings.aws_access_key_id or "",
+        "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key or "",
         "AWS_DEFAULT_REGION": settings.aws_region,
         "MLOPS_LAKE_BUCKET": config.bucket,
         "MLOPS_PII_SALT": secret["pii_salt"],
@@ -215,6 +272,8 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "MLOPS_ENDPOINT_URL": config.endpoint_url,
         "MLOPS_ENDPOINT_URLS": ",".join(config.endpoint_urls),
         "MLOPS_ENDPOINT_ADMIN_TOKEN": secret["endpoint_admin_token"],
+        # A working API key for this shell: invocations need one.
+        "MLOPS_ENDPOINT_API_KEY": secret["endpoint_key_client"],
         "MLOPS_AIRFLOW_URL": config.airflow_url,
         "MLOPS_AIRFLOW_USER": ADMIN_USER,
         "MLOPS_AIRFLOW_PASSWORD": ADMIN_PASSWORD,
@@ -270,11 +329,45 @@ def _celery_env(config: StackConfig, airflow_db: str, redis_password: str) -> di
     }
 
 
-def service_env(config: StackConfig) -> dict[str, str]:
-    """The environment the stack's processes run with."""
+#: Settings only some processes may see (the rest never get them).
+_ONLY_FOR = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "airflow",
+    "AIRFLOW__CELERY__BROKER_URL": "airflow",
+    "AIRFLOW__CELERY__RESULT_BACKEND": "airflow",
+    "AIRFLOW__CORE__FERNET_KEY": "airflow",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "airflow",
+    "MLOPS_OPTUNA_STORAGE": "airflow",
+    "MLOPS_PII_SALT": "airflow",
+    "MLFLOW_BACKEND_STORE_URI": "mlflow",
+}
+
+
+def service_env(config: StackConfig, process: str = "airflow-scheduler") -> dict[str, str]:
+    """The environment one of the stack's processes runs with: its own store identity,
+    and only the database URLs and secrets its kind of process uses."""
     venv_bin = str(Path(sys.executable).parent)
     env = dict(os.environ)
     env.update(client_env(config))
+    kind = "airflow" if process.startswith(("airflow-", "celery-worker")) else process.split("-")[0]
+    for name, only in _ONLY_FOR.items():
+        if only != kind:
+            env.pop(name, None)
+    secret = secrets_for(config)
+    if kind == "airflow":
+        env["MLOPS_ENDPOINT_API_KEY"] = secret["endpoint_key_airflow"]
+    elif identity_of(process) == "model-server":
+        env.pop("MLOPS_ENDPOINT_API_KEY", None)
+        env["MLOPS_ENDPOINT_BOOTSTRAP_KEYS"] = json.dumps(
+            {"client": secret["endpoint_key_client"], "airflow": secret["endpoint_key_airflow"]}
+        )
+    else:
+        env.pop("MLOPS_ENDPOINT_API_KEY", None)
+    settings = settings_for(config, identity_of(process))
+    env.update(
+        AIRFLOW_CONN_LAKE=settings.lake_connection_json(),
+        AWS_ACCESS_KEY_ID=settings.aws_access_key_id or "",
+        AWS_SECRET_ACCESS_KEY=settings.aws_secret_access_key or "",
+    )
     env["PATH"] = f"{venv_bin}:{env.get('PATH', '')}"
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env

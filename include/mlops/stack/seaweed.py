@@ -136,8 +136,32 @@ def write_s3_config(path: Path, identities: Sequence[Mapping[str, object]]) -> P
     return path
 
 
+def identity(
+    name: str, access_key: str, secret_key: str, grants: Sequence[tuple[str, str]], bucket: str
+) -> dict[str, object]:
+    """One S3 identity: its key pair and its actions, each on the bucket or a prefix of it.
+
+    ``grants`` are ``(action, prefix)`` pairs (``Read``, ``Write``, ``List``, ``Tagging``,
+    ``Admin``; prefix ``""`` = the whole bucket), written as SeaweedFS scopes them:
+    ``Read:lake``, ``Write:lake/capture/*``.
+    """
+    actions = []
+    for action, prefix in grants:
+        if action == "Admin":
+            actions.append("Admin")
+        elif prefix:
+            actions.append(f"{action}:{bucket}/{prefix.rstrip('/')}/*")
+        else:
+            actions.append(f"{action}:{bucket}")
+    return {
+        "name": name,
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": actions,
+    }
+
+
 def admin_identity(access_key: str, secret_key: str) -> dict[str, object]:
-    """An identity that may do everything (the stack's own setup key)."""
+    """An identity that may do everything (test stores, a stack's setup key)."""
     return {
         "name": "admin",
         "credentials": [{"accessKey": access_key, "secretKey": secret_key}],

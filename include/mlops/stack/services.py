@@ -21,15 +21,16 @@ from include.mlops.settings import Settings
 from include.mlops.stack import airflow_components, postgres, redis, seaweed
 from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.config import (
-    ACCESS_KEY,
     ADMIN_PASSWORD,
     ADMIN_USER,
     REPO,
+    STORE_GRANTS,
     StackConfig,
     client_env,
     secrets_for,
     service_env,
     settings_for,
+    store_identities,
 )
 from include.mlops.stack.process import (
     http_ok,
@@ -51,7 +52,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
     Returns:
         The client environment (same as ``make -s env``).
     """
-    env = service_env(config)
+    env_for = partial(service_env, config)
     secret = secrets_for(config)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     _say(
@@ -69,7 +70,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         redis.start_redis(
             config.state_dir, port=config.redis_port, password=secret["redis_password"]
         )
-    _start_store(config, secret["aws_secret_access_key"])
+    _start_store(config)
     # Each Python service spends seconds importing its framework: spawn them in waves and
     # wait afterwards, so the imports overlap (what starts later needs what came before).
     _say(config, f"MLflow           {config.mlflow_url}")
@@ -81,7 +82,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         state_dir=config.state_dir,
         # The backend store comes from MLFLOW_BACKEND_STORE_URI. MLflow's job runner
         # (GenAI jobs: seven huey consumers, ~1.4 GB) serves nothing this platform uses.
-        env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env={**env_for("mlflow"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         healthy=None,
     )  # fmt: skip
     waits: list[Callable[[], None]] = []
@@ -90,7 +91,10 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
             config,
             f"Airflow          {config.airflow_url}  (login {ADMIN_USER} / {ADMIN_PASSWORD})",
         )
-        airflow_components.migrate(env, log=config.state_dir / "logs" / "airflow-db-migrate.log")
+        airflow_components.migrate(
+            env_for(airflow_components.service_name("scheduler")),
+            log=config.state_dir / "logs" / "airflow-db-migrate.log",
+        )
         config.airflow_home.mkdir(parents=True, exist_ok=True)
         (config.airflow_home / "passwords.json").write_text(
             json.dumps({ADMIN_USER: ADMIN_PASSWORD})
@@ -98,7 +102,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         waits.append(
             airflow_components.start_components(
                 config.state_dir,
-                env=env,
+                env_for=env_for,
                 api_url=config.airflow_url,
                 scheduler_health_url=f"http://127.0.0.1:{config.airflow_port + 1}/health",
                 cwd=config.airflow_home,
@@ -110,14 +114,14 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
                 f"Celery workers   {config.celery_workers} x {config.celery_concurrency} slots",
             )
             workers = airflow_components.start_celery_workers(
-                config.state_dir, env=env, workers=config.celery_workers,
+                config.state_dir, env_for=env_for, workers=config.celery_workers,
                 concurrency=config.celery_concurrency,
             )  # fmt: skip
             waits.append(workers)
     wait_healthy("mlflow", state_dir=config.state_dir, timeout=180,
                  healthy=lambda: http_ok(f"{config.mlflow_url}/health"))  # fmt: skip
     if endpoint:  # it reads the registry at start: once MLflow answers
-        waits.insert(0, _start_endpoints(config, env))
+        waits.insert(0, _start_endpoints(config))
     for wait in waits:
         wait()
     if airflow:
@@ -198,8 +202,12 @@ def endpoint_answers(url: str) -> bool:
         return False
 
 
-def _start_store(config: StackConfig, secret_key: str) -> None:
-    identities = [seaweed.admin_identity(ACCESS_KEY, secret_key)]
+def _start_store(config: StackConfig) -> None:
+    keys = store_identities(config)
+    identities = [
+        seaweed.identity(name, *keys[name], grants, config.bucket)
+        for name, grants in STORE_GRANTS.items()
+    ]
     if config.scaled:
         _say(config, f"S3 (SeaweedFS)   {config.s3_url}  bucket {config.bucket}; master, "
              f"{seaweed.CLUSTER_VOLUMES} volume servers (replication {seaweed.REPLICATION}), filer")  # fmt: skip
@@ -212,7 +220,7 @@ def _start_store(config: StackConfig, secret_key: str) -> None:
     _ensure_bucket(config)
 
 
-def _start_endpoints(config: StackConfig, env: dict[str, str]) -> Callable[[], None]:
+def _start_endpoints(config: StackConfig) -> Callable[[], None]:
     """Spawn the model servers; returns a call that waits until each answers ``/ping``."""
     names = endpoint_services(config)
     for name, url in zip(names, config.endpoint_urls, strict=True):
@@ -222,7 +230,7 @@ def _start_endpoints(config: StackConfig, env: dict[str, str]) -> Callable[[], N
             name,
             [sys.executable, "-m", "include.mlops.serving", "--host", "127.0.0.1", "--port", port],
             state_dir=config.state_dir,
-            env={**env, "MLOPS_REPLICA_ID": f"{name}-{port}"},
+            env={**service_env(config, name), "MLOPS_REPLICA_ID": f"{name}-{port}"},
             healthy=None,
         )  # fmt: skip
 
@@ -238,7 +246,7 @@ def _ensure_bucket(config: StackConfig, timeout: float = 60.0) -> None:
     """Wait for the S3 API; create the lake bucket when missing (``weed mini`` makes its own)."""
     from include.mlops.lake import Lake, LakeUnavailableError
 
-    settings = settings_for(config)
+    settings = settings_for(config, "admin")
     lake = Lake.from_settings(settings)
     deadline = time.monotonic() + timeout
     while True:

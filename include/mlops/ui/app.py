@@ -141,6 +141,11 @@ async def current_user(request: Request) -> str:
 
 
 User = Annotated[str, Depends(current_user)]
+#: Routes anyone may fetch, and why; every other route depends on :func:`current_user`
+#: (tests/ui checks both, route by route).
+PUBLIC_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/static/{name}.svg"): "the navigation's icons: fixed drawings, no data",
+}
 
 
 class _Services:
