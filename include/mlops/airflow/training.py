@@ -34,11 +34,27 @@ def resolve_request(
     try:
         if "manual" in run_type:
             request = TrainingRequest.from_params(params)
+            _refuse_unknown_columns(request)
             log.info("manual run: %s", request.to_dict())
             return request.to_dict()
         return _retrain_request(params, triggering_asset_events, dag_run=dag_run, ti=ti)
     except TrainingRequestError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def _refuse_unknown_columns(request: TrainingRequest) -> None:
+    """Facets (and the bias group column) must name columns of the dataset's catalog."""
+    from include.mlops.etl.catalog import catalog_schema, load_catalog
+    from include.mlops.training.request import TrainingRequestError
+
+    if not request.bias_facets and not request.bias_group_column:
+        return
+    schema = catalog_schema(load_catalog(LakeHook().get_lake(), request.dataset))
+    if schema is None:
+        return  # prepare_data says the dataset is missing, naming it
+    problems = request.column_problems({c.name: c.type for c in schema.columns})
+    if problems:
+        raise TrainingRequestError("invalid training parameters: " + "; ".join(problems))
 
 
 def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: Any) -> dict:

@@ -15,7 +15,9 @@ from typing import Any
 from include.mlops.vocabulary import (
     ALGORITHM_NAMES,
     APPROVAL_MODES,
+    BIAS_GATE_MODES,
     CLASSIFICATION_METRICS,
+    MAX_BIAS_FACETS,
     NAME_PATTERN,
     NAME_RE,
     OBJECTIVE_METRICS,
@@ -54,6 +56,10 @@ class TrainingRequest:
     timeout_minutes: float = 60.0
     champion_tolerance: float = 0.01
     fixed_params: Mapping[str, Any] = field(default_factory=dict)
+    bias_facets: tuple[str, ...] = ()
+    bias_group_column: str | None = None
+    bias_gate: str = "off"
+    bias_bounds: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainingRequest:
@@ -64,8 +70,14 @@ class TrainingRequest:
         """
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in params.items() if k in known}
-        for key in ("time_column",):
+        for key in ("time_column", "bias_group_column"):
             values[key] = values.get(key) or None
+        if "bias_facets" in values:
+            facets = values["bias_facets"] or ()
+            values["bias_facets"] = (facets,) if isinstance(facets, str) else tuple(facets)
+        if values.get("bias_gate") in ("", None):
+            values.pop("bias_gate", None)
+        values["bias_bounds"] = values.get("bias_bounds") or {}
         if values.get("min_objective") in ("", None):
             values["min_objective"] = None
         if "algorithms" in values:
@@ -129,6 +141,51 @@ class TrainingRequest:
             out.append(f"split {list(self.split)} must be three positive shares summing to 1")
         if self.timeout_minutes <= 0:
             out.append("timeout_minutes must be positive")
+        out.extend(self._bias_problems())
+        return out
+
+    def _bias_problems(self) -> list[str]:
+        from include.mlops.clarify.bias import parse_bounds
+        from include.mlops.clarify.facets import FacetError, parse_facets
+
+        out = []
+        try:
+            parse_facets(self.bias_facets)
+        except FacetError as exc:
+            out.append(str(exc))
+        if len(self.bias_facets) > MAX_BIAS_FACETS:
+            out.append(f"bias_facets: at most {MAX_BIAS_FACETS} facets")
+        if self.bias_facets and self.problem_type in ("multiclass", "regression"):
+            out.append(f"bias_facets need a binary target; problem_type is {self.problem_type}")
+        if self.bias_gate not in BIAS_GATE_MODES:
+            out.append(f"bias_gate {self.bias_gate!r} is not one of {BIAS_GATE_MODES}")
+        elif self.bias_gate != "off" and not self.bias_facets:
+            out.append(f"bias_gate {self.bias_gate!r} needs bias_facets to judge")
+        try:
+            parse_bounds(self.bias_bounds)
+        except ValueError as exc:
+            out.append(str(exc))
+        if self.bias_group_column and self.bias_group_column == self.target:
+            out.append("bias_group_column cannot be the target")
+        return out
+
+    def column_problems(self, columns: Mapping[str, str]) -> list[str]:
+        """Facets and the bias group column checked against the dataset's columns.
+
+        Args:
+            columns: The dataset's catalogued columns → their type (``string``, ``int64``...).
+
+        Returns:
+            Every problem, each naming the facet or the column (empty when they fit).
+        """
+        from include.mlops.clarify.facets import check_facet_columns, parse_facets
+
+        out = check_facet_columns(
+            parse_facets(self.bias_facets), dict(columns), target=self.target, dataset=self.dataset
+        )
+        group = self.bias_group_column
+        if group and group not in columns:
+            out.append(f"bias_group_column {group!r} is not a column of dataset {self.dataset!r}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +194,8 @@ class TrainingRequest:
         data["algorithms"] = list(self.algorithms)
         data["split"] = list(self.split)
         data["fixed_params"] = dict(self.fixed_params)
+        data["bias_facets"] = list(self.bias_facets)
+        data["bias_bounds"] = dict(self.bias_bounds)
         return data
 
     def algorithms_for(self, problem_type: str) -> tuple[str, ...]:
