@@ -117,9 +117,13 @@ class Explainer:
     """
 
     def __init__(self, pipeline: Any, *, transform: Any = None) -> None:
-        steps = getattr(pipeline, "named_steps", None)
-        if not steps or "features" not in steps or "model" not in steps:
-            raise NotExplainable("explanations need a pipeline with 'features' and 'model' steps")
+        names = [name for name, _ in getattr(pipeline, "steps", [])]
+        if names != ["features", "model"]:
+            # Another step would change the rows between the request and the model.
+            raise NotExplainable(
+                f"explanations need a pipeline of exactly 'features' and 'model' (this one: {names})"
+            )
+        steps = pipeline.named_steps
         self.features = steps["features"]
         self.model = steps["model"]
         self._transform = transform
