@@ -251,7 +251,12 @@ def main() -> int:
 
     from include.mlops.lake import Lake
     from include.mlops.stack.process import free_port_block
-    from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
+    from include.mlops.stack.seaweed import (
+        admin_identity,
+        start_seaweed,
+        stop_seaweed,
+        write_s3_config,
+    )
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
@@ -265,7 +270,8 @@ def main() -> int:
         work = Path(tmp)
         state = work / "s3"
         port = free_port_block()
-        start_seaweed(state, port=port, access_key=ACCESS, secret_key=SECRET, bucket="lake")
+        s3_config = write_s3_config(state / "s3.json", [admin_identity(ACCESS, SECRET)])
+        start_seaweed(state, port=port, bucket="lake", s3_config=s3_config)
         endpoint = f"http://127.0.0.1:{port}"
         store = f"sqlite:///{work}/mlflow.db"
         try:

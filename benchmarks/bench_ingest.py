@@ -122,7 +122,12 @@ def main() -> int:
 
     from include.mlops.demo.landing import write_landing_file
     from include.mlops.stack.process import free_port_block
-    from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
+    from include.mlops.stack.seaweed import (
+        admin_identity,
+        start_seaweed,
+        stop_seaweed,
+        write_s3_config,
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         csv = Path(tmp) / "churn.csv"
@@ -140,7 +145,8 @@ def main() -> int:
         port = free_port_block()
         state = Path(tmp) / "s3"
         os.environ.setdefault("MLOPS_PII_SALT", "bench-salt")
-        start_seaweed(state, port=port, access_key=ACCESS, secret_key=SECRET, bucket="lake")
+        s3_config = write_s3_config(state / "s3.json", [admin_identity(ACCESS, SECRET)])
+        start_seaweed(state, port=port, bucket="lake", s3_config=s3_config)
         endpoint = f"http://127.0.0.1:{port}"
         time.sleep(1.0)
         try:

@@ -139,15 +139,11 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        from include.mlops.stack.seaweed import start_seaweed
+        from include.mlops.stack.seaweed import admin_identity, start_seaweed, write_s3_config
 
-        start_seaweed(
-            self.state_dir,
-            port=self.port,
-            access_key=self.access_key,
-            secret_key=self.secret_key,
-            bucket=self.bucket,
-        )
+        identities = [admin_identity(self.access_key, self.secret_key)]
+        s3_config = write_s3_config(self.state_dir / "s3.json", identities)
+        start_seaweed(self.state_dir, port=self.port, bucket=self.bucket, s3_config=s3_config)
         self.wait_ready()
 
     def stop(self) -> None:

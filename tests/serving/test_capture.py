@@ -480,7 +480,12 @@ def test_capture_files_complete_after_interpreter_exit(tmp_path: Path) -> None:
 def outage_store(tmp_path: Path) -> Iterator[tuple[Lake, Callable[[], None]]]:
     """A lake on a port where nothing listens yet, and a function that starts SeaweedFS there."""
     from include.mlops.stack.process import free_port_block
-    from include.mlops.stack.seaweed import start_seaweed, stop_seaweed
+    from include.mlops.stack.seaweed import (
+        admin_identity,
+        start_seaweed,
+        stop_seaweed,
+        write_s3_config,
+    )
 
     port = free_port_block()
     settings = Settings(
@@ -492,10 +497,9 @@ def outage_store(tmp_path: Path) -> Iterator[tuple[Lake, Callable[[], None]]]:
     lake = Lake.from_settings(settings)
 
     def recover() -> None:
-        start_seaweed(
-            tmp_path / "s3", port=port, access_key="outage-key",
-            secret_key="outage-secret", bucket="lake",
-        )  # fmt: skip
+        identities = [admin_identity("outage-key", "outage-secret")]
+        s3_config = write_s3_config(tmp_path / "s3" / "s3.json", identities)
+        start_seaweed(tmp_path / "s3", port=port, bucket="lake", s3_config=s3_config)
         assert wait_until(lambda: _reachable(lake), timeout=30)
 
     try:
