@@ -232,7 +232,7 @@ def _bias(
     group_column: str | None,
     gate: BiasGate,
 ) -> dict[str, Any]:
-    from include.mlops.clarify.explain import column_groups
+    from include.mlops.clarify.explain import column_groups, without_column
 
     classes = list(pipeline.classes_)
     positive = classes[1]
@@ -243,14 +243,11 @@ def _bias(
     features = pipeline.named_steps["features"]
     matrix = np.asarray(features.transform(test_x), dtype=float)
     columns, starts = column_groups(features)
-    ends = [*starts[1:], matrix.shape[1]]
-    by_facet = {}
-    for facet in parse_facets(facets):
-        keep = np.ones(matrix.shape[1], dtype=bool)
-        if facet.column in columns:  # the flip test must not see the facet itself
-            j = columns.index(facet.column)
-            keep[starts[j] : ends[j]] = False
-        by_facet[facet.key] = matrix[:, keep]
+    # The flip test's neighbours are found without the facet column itself.
+    by_facet = {
+        facet.key: without_column(matrix, columns, starts, facet.column)
+        for facet in parse_facets(facets)
+    }
     return bias_report(
         list(facets),
         train={"frame": train, "y": train[target].to_numpy() == positive},

@@ -133,6 +133,10 @@ class Explainer:
         self._backend = _backend_for(self.model, background)
         self.method: str = self._backend.method
 
+    def without(self, matrix: np.ndarray, column: str) -> np.ndarray:
+        """``matrix`` without the outputs of one input column (e.g. the facet, for FT)."""
+        return without_column(matrix, self.columns, self._starts, column)
+
     @property
     def space(self) -> str:
         """The output space explained (see :class:`Attributions`)."""
@@ -204,6 +208,19 @@ def column_groups(transformer: Any) -> tuple[list[str], np.ndarray]:
         raise NotExplainable("the feature transformer reads no column")
     starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
     return columns, starts
+
+
+def without_column(
+    matrix: np.ndarray, columns: list[str], starts: np.ndarray, column: str
+) -> np.ndarray:
+    """A feature matrix without the outputs of one input column (:func:`column_groups`)."""
+    if column not in columns:
+        return matrix
+    j = columns.index(column)
+    stop = starts[j + 1] if j + 1 < len(starts) else matrix.shape[1]
+    keep = np.ones(matrix.shape[1], dtype=bool)
+    keep[starts[j] : stop] = False
+    return matrix[:, keep]
 
 
 def attach_background(pipeline: Any, train_frame: Any) -> np.ndarray:
