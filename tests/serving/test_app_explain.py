@@ -14,15 +14,19 @@ from include.mlops.features.pipeline import input_columns
 from include.mlops.registry import set_champion
 from include.mlops.serving.app import create_app
 from include.mlops.serving.scoring import load_scorer
-from tests.serving.conftest import LiveServer, ServingStore, Template, copy_store, serving_settings
+from tests.serving.conftest import (
+    LiveServer,
+    ServingStore,
+    Template,
+    champions_store,
+    copy_store,
+    serving_settings,
+)
 
 
 @pytest.fixture(scope="module")
 def store(serving_template: Template, tmp_path_factory: pytest.TempPathFactory) -> ServingStore:
-    store = copy_store(serving_template, tmp_path_factory.mktemp("explain-store"))
-    set_champion(store.client, "churn", 1)
-    set_champion(store.client, "charges", 1)
-    return store
+    return champions_store(serving_template, tmp_path_factory.mktemp("explain-store"))
 
 
 @pytest.fixture(scope="module")
