@@ -125,3 +125,13 @@ def test_bounds_are_checked_naming_the_metric() -> None:
                       ({"DI": "0.8"}, "[low, high]")):  # fmt: skip
         with pytest.raises(ValueError, match=word):
             parse_bounds(bad)
+
+
+def test_a_missing_group_value_is_a_group_of_its_own() -> None:
+    named = GROUP.copy()
+    named[[2, 3]] = "(missing)"
+    missing = GROUP.copy()
+    missing[2], missing[3] = None, float("nan")
+    with_names = pretraining_metrics(FACET, Y, named)["CDDL"]
+    assert pretraining_metrics(FACET, Y, missing)["CDDL"] == pytest.approx(with_names)
+    assert with_names != pytest.approx(pretraining_metrics(FACET, Y, GROUP)["CDDL"])

@@ -18,6 +18,7 @@ LP     ``‖P_a − P_d‖₂``; TVD ``½ ‖P_a − P_d‖₁``; KS ``max |P_a 
        the label distributions)
 CDDL   ``Σ_i n_i (D_i − A_i) / Σ_i n_i`` over the groups ``i`` of the group column:
        ``D_i`` = facet share of the group's negative labels, ``A_i`` of its positive ones
+       (a missing group value is the group ``(missing)``)
 ====== ==================================================================================
 
 Post-training (the model's predicted labels, on the test split):
@@ -164,7 +165,8 @@ def conditional_demographic_disparity(
         raise UndefinedMetric("no positive label in the rows")
     if positive.all():
         raise UndefinedMetric("no negative label in the rows")
-    keys = np.asarray(group, dtype=object)
+    # A missing group value is a group of its own ("(missing)"), never silently dropped.
+    keys = np.array([MISSING_GROUP if _missing(v) else v for v in group], dtype=object)
     total = weighted = 0.0
     for value in sorted(set(keys.tolist()), key=str):
         in_group = keys == value
@@ -176,6 +178,13 @@ def conditional_demographic_disparity(
         total += count
         weighted += count * (share_rejected - share_accepted)
     return _divide(weighted, total)
+
+
+MISSING_GROUP = "(missing)"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _ratio_or_zero(numerator: int, denominator: int) -> float:

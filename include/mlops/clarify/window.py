@@ -118,9 +118,19 @@ def judge_window(
             "bias_drift": None,
             "violations": [],
         }
+    from include.mlops.registry.versions import RegistryError
     from include.mlops.serving.scoring import load_scorer
 
-    scorer = load_scorer(client, model_name, version)
+    try:
+        scorer = load_scorer(client, model_name, version)
+    except (RegistryError, OSError) as error:
+        # Data drift and model quality are still judged; say why this part is not.
+        log.warning("model %s v%s not loaded for attributions: %s", model_name, version, error)
+        return {
+            "attribution_drift": _unavailable(f"the model could not be loaded: {error}"),
+            "bias_drift": None,
+            "violations": [],
+        }
     section: dict[str, Any]
     if baseline is None:
         section = _unavailable("the version has no attribution baseline")
