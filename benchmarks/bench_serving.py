@@ -10,7 +10,14 @@ made champion. Three servers answer it, each one uvicorn worker in its own proce
   of the same version's files (pointed at the registered folder itself, it writes a
   ``registered_model_meta`` file into it, which our checksum would then refuse);
 - with ``--compare-scoring``, ``ours(thread)``: scoring in a worker thread instead of the
-  event loop (the measurement behind the default).
+  event loop (the measurement behind the default);
+- ``ours+explain``: the same ``ours`` server asked ``?explain=true`` (one-row requests, the
+  answer carries each row's attributions): the explain path's p99 (target <= 10 ms at
+  concurrency 1);
+- with ``--baseline-rev REV``, ``ours@REV``: the endpoint's code as of git revision REV
+  (``git archive``), same model, same settings: what requests that do not ask for an
+  explanation cost with and without the explain change (target: no measurable difference,
+  i.e. within the round-to-round noise).
 
 A raw asyncio HTTP/1.1 keep-alive client (this process, one connection per concurrent
 caller) sends single-row JSON (``dataframe_records``, rows cycling through the test split)
@@ -24,6 +31,7 @@ PASS/FAIL for the targets: throughput >= 2x MLflow's, p99 <= 20 ms at concurrenc
 capture on costs <= 10% of throughput, no errors, every answered row captured.
 
     python benchmarks/bench_serving.py [--seconds 3] [--rounds 3] [--compare-scoring]
+                                       [--baseline-rev a34f718]
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ MODEL = "churn"
 TARGET_RATIO = 2.0
 TARGET_P99_MS = 20.0
 TARGET_CAPTURE_COST = 0.10
+TARGET_EXPLAIN_P99_MS = 10.0
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -326,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also run ours with scoring in a worker thread (--scoring thread) to compare",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, store)")
+    parser.add_argument(
+        "--baseline-rev",
+        help="also serve the endpoint code of this git revision (e.g. the commit before "
+        "explanations) to compare requests that do not ask for one",
+    )
     opts = parser.parse_args(argv)
 
     from include.mlops.stack.process import free_port, free_port_block
@@ -361,8 +375,11 @@ def main(argv: list[str] | None = None) -> int:
             # `mlflow models serve` execs `uvicorn` from PATH.
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         )
-        names = ["ours", "ours+capture", "mlflow"] + (
-            ["ours(thread)"] if opts.compare_scoring else []
+        base_name = f"ours@{opts.baseline_rev}" if opts.baseline_rev else None
+        names = (
+            ["ours", "ours+capture", "mlflow"]
+            + (["ours(thread)"] if opts.compare_scoring else [])
+            + ([base_name] if base_name else [])
         )
         ports = {name: free_port() for name in names}
         ours = [sys.executable, "-m", "include.mlops.serving", "--host", "127.0.0.1"]
@@ -376,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
                 "--host", "127.0.0.1", "--port", str(ports["mlflow"]),
             ],
         }  # fmt: skip
+        if base_name:
+            argvs[base_name] = [*ours, "--port", str(ports[base_name])]
         argvs = {name: argvs[name] for name in names}
         envs = {
             "ours": {**base, "MLOPS_CAPTURE_PERCENT": "0", "MLOPS_REPLICA_ID": "bench-off"},
@@ -387,19 +406,31 @@ def main(argv: list[str] | None = None) -> int:
             "ours+capture": {**base, "MLOPS_CAPTURE_PERCENT": "100", "MLOPS_REPLICA_ID": "bench"},
             "mlflow": base,
         }
+        if base_name:
+            old_code = workdir / "baseline-code"
+            old_code.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", opts.baseline_rev],
+                                     check=True, capture_output=True).stdout  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
+            envs[base_name] = {**envs["ours"], "PYTHONPATH": str(old_code),
+                               "MLOPS_REPLICA_ID": "bench-base"}  # fmt: skip
         for name in argvs:
             procs[name] = start(name, argvs[name], envs[name], logs)
         for name, proc in procs.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}", proc, logs / f"{name}.log")
         print(f"[bench] servers ready: {ports}", flush=True)
         requests = {name: request_bytes("/invocations", rows) for name in argvs}
+        # The explain path: the same "ours" server, asked for explanations.
+        requests["ours+explain"] = request_bytes("/invocations?explain=true", rows)
+        ports["ours+explain"] = ports["ours"]
+        servers = {**{name: name for name in argvs}, "ours+explain": "ours"}
 
         results: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for concurrency in opts.concurrency:
             for round_ in range(opts.rounds):
-                for name in argvs:
+                for name, server in servers.items():
                     result = drive(
-                        ports[name], requests[name], concurrency, opts.seconds, procs[name].pid
+                        ports[name], requests[name], concurrency, opts.seconds, procs[server].pid
                     )
                     results.setdefault((name, concurrency), []).append(result)
                     if result["first_error"]:
@@ -462,6 +493,29 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"c=8: our p99 {ours_s['p99']:.1f} ms (target <= {TARGET_P99_MS:g} ms) "
                 f"{verdict(ok)}; with capture {capture_s['p99']:.1f} ms"
+            )
+    explain = summary.get(("ours+explain", 1))
+    if explain is not None:
+        ok = explain["p99"] <= TARGET_EXPLAIN_P99_MS and explain["errors"] == 0
+        failed |= not ok
+        plain = summary[("ours", 1)]
+        print(
+            f"c=1: explain=true one row p50 {explain['p50']:.2f} ms, p99 {explain['p99']:.2f} ms "
+            f"(target <= {TARGET_EXPLAIN_P99_MS:g} ms) {verdict(ok)}; without explain p50 "
+            f"{plain['p50']:.2f} ms, p99 {plain['p99']:.2f} ms; server CPU per request "
+            f"{explain['cpu_ms']:.2f} vs {plain['cpu_ms']:.2f} ms"
+        )
+    if base_name:
+        for concurrency in opts.concurrency:
+            now, before = summary[("ours", concurrency)], summary[(base_name, concurrency)]
+            ratio = paired_ratio(results, "ours", base_name, concurrency)
+            rounds = [len(r["latencies"]) / r["seconds"] for r in results[("ours", concurrency)]]
+            noise = (max(rounds) - min(rounds)) / statistics.median(rounds) if rounds else 0.0
+            print(
+                f"c={concurrency}: requests without explain, this code vs {base_name}: throughput "
+                f"{ratio:.3f}x (round-to-round spread of ours {noise:.1%}), p50 {now['p50']:.2f} "
+                f"vs {before['p50']:.2f} ms, p99 {now['p99']:.2f} vs {before['p99']:.2f} ms, "
+                f"CPU {now['cpu_ms']:.3f} vs {before['cpu_ms']:.3f} ms/request"
             )
     ok = captured == answered
     failed |= not ok

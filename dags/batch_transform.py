@@ -14,7 +14,8 @@ same decision threshold), streamed in batches so memory stays flat however big t
    stream each partition through it and write, atomically per partition,
    `predictions/<model_name>/<run id>/dt=YYYY-MM-DD/part-00000.parquet` with the id
    columns, `prediction`, `probability` (null for regressors), `model_name`,
-   `model_version` (and `probability_<class>` per class for multiclass), then
+   `model_version` (and `probability_<class>` per class for multiclass; with `explain`,
+   `explanation_base_value`, `explanation_output`, `contribution_<column>`), then
    `_manifest.json` beside them (rows in/out per partition, version, sha256s, seconds).
    Returns the manifest's URI. The log shows rows done of total and rows/s.
 
@@ -57,6 +58,10 @@ with DAG(
                             title="Rows per batch",
                             description="Rows decoded, scored and written at a time; memory "
                             "grows with this, not with the data."),
+        "explain": Param(False, type="boolean", title="Write explanations",
+                         description="Also write each row's attributions beside its prediction: "
+                         "explanation_base_value, explanation_output and contribution_<column> per "
+                         "input column (base + Σ contributions = output, the model's raw output)."),
     },
 ) as dag:  # fmt: skip
 

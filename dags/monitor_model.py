@@ -12,7 +12,9 @@ SageMaker Model Monitor, on the endpoint's captured traffic.
    unseen categories), per-feature drift (numeric: normalised Wasserstein, PSI on the
    stored bins, KS for small samples; categorical: Jensen-Shannon, chi-square for small
    samples), prediction drift, and model quality when `ground_truth_dataset` is given
-   (joined on `inference_id`). Report: `monitoring/<model>/<run>/report.json` and
+   (joined on `inference_id`); feature-attribution drift (NDCG of the columns' ranking
+   by mean |attribution| vs the version's attribution baseline) and, with ground truth,
+   bias drift of the version's facets. Report: `monitoring/<model>/<run>/report.json` and
    `report.html`; scores logged to the MLflow experiment `monitoring` for trends.
 3. **alert** — on drift or degraded quality: emit the `drift_detected` asset (extra:
    model, version, drifted features, scores), which schedules `train_model` to retrain
@@ -57,6 +59,14 @@ with DAG(
         "quality_tolerance": Param(0.1, type="number", minimum=0, maximum=1, title="Quality tolerance",
                                    description="Model quality degrades when a metric is worse than the version's "
                                                "own test metric by more than this share."),
+        "attribution_drift_threshold": Param(0.9, type="number", minimum=0, maximum=1,
+                                             title="Attribution drift NDCG threshold",
+                                             description="Feature-attribution drift (Clarify's): the window's ranking of "
+                                                         "columns by mean |attribution| scores an NDCG below this against "
+                                                         "the version's attribution baseline."),
+        "bias_drift_tolerance": Param(0.1, type="number", minimum=0, maximum=10, title="Bias drift tolerance",
+                                      description="Bias drift (with ground truth): a post-training bias metric of a "
+                                                  "facet moved from its training-time value by more than this."),
         "cooldown_minutes": Param(360, type="number", minimum=0, maximum=10080, title="Retrain cooldown (minutes)",
                                   description="At most one drift event (retraining) per model in this time."),
     },

@@ -16,7 +16,9 @@ SageMaker's training jobs + automatic model tuning + Model Registry, on Airflow 
    MLflow child run of the tuning run, logged while the next trial computes.
 4. **evaluate** — refit the best trial; test-split metrics beside the majority/mean
    baseline and the current champion (re-scored on the same split); gates:
-   `min_objective`, beat the baseline, not worse than the champion beyond tolerance.
+   `min_objective`, beat the baseline, not worse than the champion beyond tolerance;
+   with `bias_facets`, Clarify's bias metrics (and the optional `bias_gate`), and
+   per-row explanations (global attributions, beeswarm, the attribution baseline).
    Report + model card: `reports/evaluation/<model>/<version>/`.
 5. **register** — MLflow model version, `approval_status=PendingManualApproval`, with the
    drift baseline, evaluation report, training spec and the artifact's sha256.
@@ -40,6 +42,9 @@ from include.mlops.airflow.operators import DECISION_KEY, ModelApprovalOperator
 from include.mlops.vocabulary import (
     ALGORITHM_NAMES,
     APPROVAL_MODES,
+    BIAS_GATE_MODES,
+    FACET_PATTERN,
+    MAX_BIAS_FACETS,
     NAME_PATTERN,
     OBJECTIVE_METRICS,
     PROBLEM_TYPE_CHOICES,
@@ -92,6 +97,22 @@ with DAG(
                              description="Split by time on this column (oldest to train). Empty: random split."),
         "timeout_minutes": Param(60, type="number", exclusiveMinimum=0, maximum=1440, title="Tuning timeout (minutes)",
                                  description="No new trial starts after this."),
+        "bias_facets": Param([], type="array", items={"type": "string", "pattern": FACET_PATTERN},
+                             maxItems=MAX_BIAS_FACETS, title="Bias facets",
+                             description="Groups to measure bias for (SageMaker Clarify's metrics, binary targets): "
+                                         "one per line, column=value for a category (gender=female) or "
+                                         "column>=number for a threshold (also >, <, <=; age>=60). Pre-training "
+                                         "metrics on the training split, post-training on the test predictions; "
+                                         "in the model card, MLflow (bias_<facet>_<METRIC>) and the approval request."),
+        "bias_group_column": Param(None, type=["null", "string"], title="Bias group column",
+                                   description="Column whose groups CDDL and CDDPL condition on (e.g. region). "
+                                               "Empty: those two metrics are not computed."),
+        "bias_gate": Param("off", type="string", enum=list(BIAS_GATE_MODES), title="Bias gate",
+                           description="off: report only; warn: report and flag out-of-bounds metrics in the "
+                                       "approval request; block: a metric outside its bounds fails the run."),
+        "bias_bounds": Param({"DI": [0.8, 1.25]}, type="object", title="Bias gate bounds",
+                             description='Metric → [low, high] (null: open), every facet, e.g. {"DI": [0.8, 1.25]} '
+                                         '(the four-fifths rule), {"DPPL": [-0.1, 0.1]}.'),
     },
 ) as dag:  # fmt: skip
 

@@ -4,7 +4,8 @@
 # Build context: the repo root.
 #
 # Only what serving needs (no Airflow): the platform's pins from constraints.txt for the
-# model stack (pandas, scikit-learn, xgboost-cpu, mlflow, pyarrow) and the HTTP server.
+# model stack (pandas, scikit-learn, xgboost-cpu, mlflow, pyarrow; shap for random
+# forests' explanations) and the HTTP server.
 FROM python:3.11.13-slim-bookworm
 
 # XGBoost's wheel links the system's OpenMP runtime; the slim image has none.
@@ -20,7 +21,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # constraints.txt is the platform's full lock: the image runs the versions the tests use.
 COPY requirements.txt constraints.txt /tmp/mlops/
 RUN pip install -c /tmp/mlops/constraints.txt \
-        mlflow pandas numpy pyarrow scikit-learn xgboost-cpu \
+        mlflow pandas numpy pyarrow scikit-learn xgboost-cpu shap \
         fastapi uvicorn uvloop httptools boto3 \
     && rm -rf /tmp/mlops
 

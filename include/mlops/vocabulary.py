@@ -104,3 +104,29 @@ DEPLOY_STRATEGIES: Final[tuple[str, ...]] = get_args(DeployStrategy)
 LATEST_APPROVED: Final = "latest_approved"
 PREVIOUS: Final = "previous"
 DEPLOY_VERSION_PATTERN: Final = rf"^([1-9][0-9]*|{LATEST_APPROVED}|{PREVIOUS})$"
+
+# -- bias and explanations (Clarify) ---------------------------------------------------
+#: ``train_model``'s ``bias_facets``: ``column=value`` (a category) or ``column>=number``
+#: (also ``>``, ``<``, ``<=``: a numeric threshold); the sensitive group is the rows that match.
+FACET_PATTERN: Final = r"^\s*[^=<>\s][^=<>]*?\s*(=|>=|<=|>|<)\s*[^=<>\s][^=<>]*$"
+FACET_RE: Final = re.compile(FACET_PATTERN)
+FACET_OPERATORS: Final[tuple[str, ...]] = (">=", "<=", "=", ">", "<")
+#: At most this many facets per run (each adds 19 metrics to the version's run).
+MAX_BIAS_FACETS: Final = 20
+#: SageMaker Clarify's pre-training (data) bias metrics, by their documented names.
+PRETRAINING_BIAS_METRICS: Final[tuple[str, ...]] = (
+    "CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL",
+)  # fmt: skip
+#: Clarify's post-training (model prediction) bias metrics.
+POSTTRAINING_BIAS_METRICS: Final[tuple[str, ...]] = (
+    "DPPL", "DI", "DCAcc", "DCR", "RD", "DAR", "DRR", "AD", "CDDPL", "TE", "FT",
+)  # fmt: skip
+BIAS_METRICS: Final[tuple[str, ...]] = PRETRAINING_BIAS_METRICS + POSTTRAINING_BIAS_METRICS
+BiasGateMode = Literal["off", "warn", "block"]
+#: ``bias_gate``: off = report only; warn = report and flag in the approval request;
+#: block = a metric outside its bounds stops the run like the other gates.
+BIAS_GATE_MODES: Final[tuple[str, ...]] = get_args(BiasGateMode)
+#: ``bias_bounds`` default: disparate impact within the four-fifths rule.
+DEFAULT_BIAS_BOUNDS: Final[dict[str, tuple[float, float]]] = {"DI": (0.8, 1.25)}
+#: Feature-attribution drift: NDCG of the live ranking below this is a violation (Clarify's).
+ATTRIBUTION_NDCG_THRESHOLD: Final = 0.9

@@ -286,3 +286,31 @@ def test_a_failing_batch_publishes_nothing(world: World) -> None:
         score_partitions(world.lake, scorer, plan)
     assert world.lake.list_files("predictions/fails/") == []
     assert world.lake.list_staged() == []
+
+
+def test_explain_writes_attributions_that_add_up_beside_predictions(world: World) -> None:
+    run_id = "manual__explain"
+    manifest = batch_transform(world.lake, world.client, request(batch_rows=300, explain=True),
+                               run_id=run_id)  # fmt: skip
+    scorer = load_scorer(world.client, MODEL, world.approved)
+    columns = scorer.explainer().columns
+    partition = sorted(world.rows)[0]
+    out = read_predictions(world, run_id, partition)
+    contribution_columns = [f"contribution_{c}" for c in columns]
+    assert manifest.columns[-len(columns) - 2 :] == [
+        "explanation_base_value", "explanation_output", *contribution_columns,
+    ]  # fmt: skip
+    total = out["explanation_base_value"] + out[contribution_columns].sum(axis=1)
+    np.testing.assert_allclose(total, out["explanation_output"], atol=1e-4)
+    # The output explained is the probability's log-odds (a binary classifier).
+    np.testing.assert_allclose(
+        1 / (1 + np.exp(-out["explanation_output"])), out["probability"], atol=1e-6
+    )
+    curated = pq.read_table(
+        world.lake.path(f"curated/{DATASET}/dt={partition}/part-00000.parquet"),
+        filesystem=world.lake.fs,
+    ).to_pandas()
+    assert out["prediction"].tolist() == scorer.score(curated).predictions.tolist()
+    assert BatchRequest.from_params({"model_name": MODEL, "dataset": DATASET}).explain is False
+    with pytest.raises(ValueError, match="explain 'yes' is invalid"):
+        BatchRequest.from_params({"model_name": MODEL, "dataset": DATASET, "explain": "yes"})

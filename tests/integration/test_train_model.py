@@ -5,6 +5,8 @@ a shared Optuna study in the session's PostgreSQL, the demo churn data.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -53,6 +55,9 @@ def train(dags: dict, **conf: Any) -> Any:
         "algorithms": ["xgboost", "logistic_regression"], "tuning_strategy": "bayesian",
         "max_trials": 4, "max_parallel_trials": 2, "objective_metric": "roc_auc",
         "approval": "auto",
+        # dag.test() keeps a run's conf in the DAG's params: reset what tests vary.
+        "problem_type": "auto", "min_objective": None, "seed": 42, "bias_facets": [],
+        "bias_group_column": None, "bias_gate": "off", "bias_bounds": {"DI": [0.8, 1.25]},
     }  # fmt: skip
     return run_dag(dags["train_model"], {**base, **conf})
 
@@ -66,7 +71,8 @@ def client() -> Any:
 def test_auto_approved_run_registers_an_approved_version(dags, s3_server, training_env) -> None:
     from include.mlops.registry import get_version
 
-    run = train(dags)
+    run = train(dags, bias_facets=["plan=basic", "age>=60"], bias_group_column="region",
+                bias_gate="warn")  # fmt: skip
     states = task_states(run)
     assert run.state == "success", states
     assert states["await_approval"] == "skipped" and states["record_rejection"] == "skipped"
@@ -96,6 +102,24 @@ def test_auto_approved_run_registers_an_approved_version(dags, s3_server, traini
     assert f"{MODEL} v1" in card and "candidate-" not in card
     snapshot = info.tags["data_snapshot"]
     assert lake.list_files(f"features/{MODEL}/{snapshot[:16]}/")
+
+    # Clarify: bias metrics on the run, the report beside the card, explanations in it.
+    metrics = client().get_run(info.run_id).data.metrics
+    assert len([m for m in metrics if m.startswith("bias_plan_eq_basic_")]) == 19
+    assert "bias_age_ge_60_DI" in metrics and "bias_age_ge_60_CDDL" in metrics
+    for name in ("bias.json", "attribution_baseline.json", "attributions.json", "beeswarm.png"):
+        assert lake.exists(f"reports/evaluation/{MODEL}/1/{name}"), name
+    assert "Bias (SageMaker Clarify metrics)" in card and "Facet <code>age&gt;=60</code>" in card
+    assert "Explanations" in card and "beeswarm.png" in card
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = client().download_artifacts(info.run_id, "attribution_baseline.json", tmp)
+        assert "mean_abs" in Path(baseline).read_text()
+    assert '"age>=60"' in info.tags["bias_summary"]
+    registered = run.get_task_instance("register").xcom_pull(task_ids="register")
+    assert (
+        "**Bias**" in registered["approval_body"]
+        and "| plan=basic |" in registered["approval_body"]
+    )
 
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
@@ -161,6 +185,47 @@ def test_a_mistyped_target_fails_resolve_request_naming_the_columns(dags, traini
     with pytest.raises(AirflowFailException, match="'nowhere' has no catalog entry"):
         resolve_request({**conf, "dataset": "nowhere", "target": "churned", "time_column": None},
                         dag_run=manual, triggering_asset_events={})  # fmt: skip
+
+
+def test_bias_gate_block_fails_like_the_other_gates(dags, s3_server, training_env) -> None:
+    import json
+
+    from include.mlops.etl.naming import safe_run_id
+    from include.mlops.registry import list_versions
+
+    before = len(list_versions(client(), MODEL))
+    run = train(dags, bias_facets=["plan=basic"], bias_gate="block", bias_bounds={"DI": [5, 6]},
+                seed=5)  # fmt: skip
+    states = task_states(run)
+    assert run.state == "failed"
+    assert states["evaluate"] == "failed" and states["register"] == "upstream_failed"
+    assert len(list_versions(client(), MODEL)) == before
+    # The report the failure names: the gate's verdict, the facet, the metric, the numbers.
+    key = f"reports/evaluation/{MODEL}/candidate-{safe_run_id(run.run_id)}/bias.json"
+    gate = json.loads(s3_server.lake().read_bytes(key))["gate"]
+    assert gate["status"] == "failed"
+    (violation,) = gate["violations"]
+    assert violation["message"].startswith("facet 'plan=basic': DI = ")
+    assert violation["message"].endswith("outside [5, 6]")
+
+
+def test_unknown_or_malformed_facets_are_refused_naming_them(s3_server, training_env) -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.mlops.airflow.training import resolve_request
+
+    manual = SimpleNamespace(run_type="manual")
+    base = {"dataset": DATASET, "target": "churned", "model_name": MODEL}
+    for facets, named in ((["salary>=10"], "no column 'salary'"), (["plan>=2"], "'plan>=2'"),
+                          (["plan=="], "'plan=='")):  # fmt: skip
+        with pytest.raises(AirflowFailException, match=named):
+            resolve_request({**base, "bias_facets": facets}, dag_run=manual,
+                            triggering_asset_events=None)  # fmt: skip
+    request = resolve_request({**base, "bias_facets": ["age>=60"]}, dag_run=manual,
+                              triggering_asset_events=None)  # fmt: skip
+    assert request["bias_facets"] == ["age>=60"]
 
 
 def test_unattended_runs_retrain_the_champion_spec(training_env) -> None:

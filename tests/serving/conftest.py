@@ -205,6 +205,16 @@ def copy_store(template: Template, folder: Path) -> ServingStore:
     )
 
 
+def champions_store(template: Template, folder: Path) -> ServingStore:
+    """A private store copy whose champions are ``churn`` v1 and ``charges`` v1."""
+    from include.mlops.registry import set_champion
+
+    store = copy_store(template, folder)
+    set_champion(store.client, "churn", 1)
+    set_champion(store.client, "charges", 1)
+    return store
+
+
 @pytest.fixture(autouse=True)
 def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

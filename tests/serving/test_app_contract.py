@@ -30,7 +30,7 @@ from tests.serving.conftest import (
     ServingStore,
     Template,
     admin_headers,
-    copy_store,
+    champions_store,
     serving_settings,
 )
 
@@ -39,10 +39,7 @@ LIMIT = 64 * 1024
 
 @pytest.fixture(scope="module")
 def store(serving_template: Template, tmp_path_factory: pytest.TempPathFactory) -> ServingStore:
-    store = copy_store(serving_template, tmp_path_factory.mktemp("contract-store"))
-    set_champion(store.client, "churn", 1)
-    set_champion(store.client, "charges", 1)
-    return store
+    return champions_store(serving_template, tmp_path_factory.mktemp("contract-store"))
 
 
 @pytest.fixture(scope="module")

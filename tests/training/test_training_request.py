@@ -41,7 +41,7 @@ def test_check_columns_names_the_field_and_the_columns_there_are() -> None:
         {"dataset": "churn", "target": "churn", "model_name": "m", "time_column": "day"}
     )
     with pytest.raises(TrainingRequestError) as refused:
-        request.check_columns(["customer_id", "churned", "signup_date"])
+        request.check_columns({"customer_id": "string", "churned": "int64", "signup_date": "date"})
     assert str(refused.value) == (
         "invalid training parameters: target 'churn' is not a column of 'churn'; "
         "time_column 'day' is not a column of 'churn' (its columns: customer_id, churned, "
@@ -50,4 +50,6 @@ def test_check_columns_names_the_field_and_the_columns_there_are() -> None:
     with pytest.raises(TrainingRequestError, match="'churn' has no catalog entry"):
         request.check_columns(None)
     fine = TrainingRequest.from_params({"dataset": "churn", "target": "churned", "model_name": "m"})
-    fine.check_columns(["churned", "age"])  # no time column: nothing else to check
+    fine.check_columns(
+        {"churned": "int64", "age": "int64"}
+    )  # no time column: nothing else to check

@@ -42,12 +42,12 @@ def resolve_request(
         raise AirflowFailException(str(exc)) from exc
 
 
-def _dataset_columns(dataset: str) -> list[str] | None:
-    """The curated dataset's columns from its catalog (None before its first ingest)."""
+def _dataset_columns(dataset: str) -> dict[str, str] | None:
+    """The curated dataset's columns → types from its catalog (None before its first ingest)."""
     from include.mlops.etl.catalog import catalog_schema, load_catalog
 
     schema = catalog_schema(load_catalog(LakeHook().get_lake(), dataset))
-    return None if schema is None else list(schema.names)
+    return None if schema is None else {c.name: c.type for c in schema.columns}
 
 
 def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: Any) -> dict:

@@ -76,6 +76,7 @@ class BatchPlan:
         id_columns: Columns copied from input to output to join predictions back.
         run_id: The run (names the output prefix).
         batch_rows: Rows per streamed batch.
+        explain: Also write each row's attributions (``explanation_*``, ``contribution_*``).
     """
 
     model_name: str
@@ -88,6 +89,7 @@ class BatchPlan:
     id_columns: list[str]
     run_id: str
     batch_rows: int
+    explain: bool = False
 
     @property
     def output_prefix(self) -> str:
@@ -163,20 +165,26 @@ def plan_batch_transform(
         id_columns=id_columns,
         run_id=run_id,
         batch_rows=request.batch_rows,
+        explain=request.explain,
     )
 
 
 # -- output columns ---------------------------------------------------------------------
-def output_schema(scorer: Scorer, id_fields: Sequence[pa.Field]) -> pa.Schema:
+def output_schema(
+    scorer: Scorer, id_fields: Sequence[pa.Field], *, explain: bool = False
+) -> pa.Schema:
     """The predictions file's schema for a scorer and the input's id columns.
 
     Args:
         scorer: The loaded version.
         id_fields: The id columns' fields, as in the input.
+        explain: Add the attribution columns (:func:`explanation_columns`).
 
     Returns:
         ids, ``prediction``, ``probability``, ``model_name``, ``model_version``, then
-        ``probability_<class>`` per class for multiclass models.
+        ``probability_<class>`` per class for multiclass models, then with ``explain``
+        ``explanation_base_value``, ``explanation_output`` and ``contribution_<column>``
+        per input column (base value + Σ contributions = output, the model's raw output).
     """
     fields = list(id_fields)
     fields.append(pa.field("prediction", _label_type(scorer)))
@@ -184,7 +192,30 @@ def output_schema(scorer: Scorer, id_fields: Sequence[pa.Field]) -> pa.Schema:
     fields.append(pa.field("model_name", pa.string(), nullable=False))
     fields.append(pa.field("model_version", pa.int64(), nullable=False))
     fields.extend(pa.field(name, pa.float64()) for name in class_probability_columns(scorer))
+    if explain:
+        fields.extend(pa.field(name, pa.float64()) for name in explanation_columns(scorer))
     return pa.schema(fields)
+
+
+#: The attribution columns' leading names (then one ``contribution_<column>`` per input).
+EXPLANATION_BASE, EXPLANATION_OUTPUT = "explanation_base_value", "explanation_output"
+
+
+def explanation_columns(scorer: Scorer) -> list[str]:
+    """``explanation_base_value``, ``explanation_output``, ``contribution_<column>`` per input."""
+    return [EXPLANATION_BASE, EXPLANATION_OUTPUT,
+            *_unique_names("contribution_", scorer.explainer().columns)]  # fmt: skip
+
+
+def _unique_names(prefix: str, labels: Sequence[Any]) -> list[str]:
+    names: list[str] = []
+    for label in labels:
+        base = prefix + (_UNSAFE_COLUMN_CHARS.sub("_", str(label)).strip("_") or "column")
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
 
 
 def class_probability_columns(scorer: Scorer) -> list[str]:
@@ -229,8 +260,11 @@ def predictions_batch(
     id_columns: Sequence[str],
     first_row: int,
     scorer: Scorer,
+    attributions: Any = None,
 ) -> pa.RecordBatch:
-    """The output rows of one input batch: its ids, the scores, the model's name and version."""
+    """The output rows of one input batch: its ids, the scores, the model's name and version
+    (and with ``attributions``, :class:`~include.mlops.clarify.explain.Attributions` of the
+    same rows, the attribution columns)."""
     n = batch.num_rows
     arrays: list[pa.Array] = []
     for name in id_columns:
@@ -249,4 +283,10 @@ def predictions_batch(
     if extra:
         proba = np.asarray(scored.class_probabilities, dtype=np.float64)
         arrays.extend(pa.array(np.ascontiguousarray(proba[:, j])) for j in range(len(extra)))
+    if attributions is not None:
+        arrays.append(pa.array(np.asarray(attributions.base, dtype=np.float64)))
+        arrays.append(pa.array(np.asarray(attributions.output, dtype=np.float64)))
+        contributions = np.asarray(attributions.contributions, dtype=np.float64)
+        arrays.extend(pa.array(np.ascontiguousarray(contributions[:, j]))
+                      for j in range(contributions.shape[1]))  # fmt: skip
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

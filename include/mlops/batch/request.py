@@ -7,7 +7,9 @@ The ``batch_transform`` DAG's params (docs/design.md "Param vocabulary"):
   default), ``latest`` (the newest version whatever its status; it must still be
   Approved to be used) or any other alias of the registered model;
 - ``partition``: a ``YYYY-MM-DD`` day, or empty / ``all`` for every catalogued
-  partition of the dataset.
+  partition of the dataset;
+- ``explain``: also write each row's attributions (base value, output, one contribution
+  per input column) beside its prediction.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class BatchRequest:
         dataset: Curated dataset to score.
         partition: ``YYYY-MM-DD``, or ``""`` for every catalogued partition.
         batch_rows: Rows per streamed batch.
+        explain: Also write each row's attributions beside its prediction.
     """
 
     model_name: str
@@ -65,6 +68,7 @@ class BatchRequest:
     version: str = DEFAULT_VERSION
     partition: str = ""
     batch_rows: int = DEFAULT_BATCH_ROWS
+    explain: bool = False
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> BatchRequest:
@@ -91,6 +95,7 @@ class BatchRequest:
             version=_check_version(params.get("version", DEFAULT_VERSION)),
             partition=_check_partition(params.get("partition", "")),
             batch_rows=_check_batch_rows(params.get("batch_rows", DEFAULT_BATCH_ROWS)),
+            explain=_check_explain(params.get("explain", False)),
         )
 
     @property
@@ -146,4 +151,12 @@ def _check_batch_rows(value: Any) -> int:
         raise BatchRequestError(
             f"batch_rows {value} is invalid: expected {MIN_BATCH_ROWS:,}..{MAX_BATCH_ROWS:,}"
         )
+    return value
+
+
+def _check_explain(value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BatchRequestError(f"explain {value!r} is invalid: expected true or false")
     return value

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from include.mlops.batch.plan import (
     BATCH_USE,
+    EXPLANATION_OUTPUT,
     ROW_NUMBER_COLUMN,
     BatchPlan,
     manifest_key,
@@ -213,8 +214,9 @@ def _score_batch(
     for name in absent:  # optional inputs the data does not carry
         frame[name] = None
     scored = scorer.score(frame)
+    attributions = scorer.explain(frame) if EXPLANATION_OUTPUT in schema.names else None
     return predictions_batch(batch, scored, schema=schema, id_columns=id_columns,
-                         first_row=first_row, scorer=scorer)  # fmt: skip
+                             first_row=first_row, scorer=scorer, attributions=attributions)  # fmt: skip
 
 
 def _score_file(
@@ -286,6 +288,7 @@ def transform_partition(
     batch_rows: int,
     progress: _Progress | None = None,
     threads: int = SCORING_THREADS,
+    explain: bool = False,
 ) -> PartitionResult:
     """Stream one partition's files through the scorer into one predictions file.
 
@@ -299,6 +302,7 @@ def transform_partition(
         batch_rows: Rows per streamed batch.
         progress: Shared progress over the run.
         threads: Batches scored at once (see :data:`SCORING_THREADS`).
+        explain: Also write each row's attributions (the ``explanation_*`` columns).
 
     Returns:
         The partition's result.
@@ -324,7 +328,7 @@ def transform_partition(
             else pa.field(ROW_NUMBER_COLUMN, pa.int64(), nullable=False)
             for c in id_columns
         ]  # fmt: skip
-        schema = output_schema(scorer, id_fields)
+        schema = output_schema(scorer, id_fields, explain=explain)
         dictionary = ["model_name", "model_version"] + (
             ["prediction"] if scorer.is_classifier else []
         )
@@ -398,7 +402,9 @@ def score_partitions(
         folder = key[len(prefix) + 1 :].split("/", 1)[0]
         if folder.startswith("dt=") and folder not in wanted:
             lake.delete(f"{prefix}/{folder}")
-    schema = output_schema(scorer, [pa.field(c, pa.null()) for c in plan.id_columns])
+    schema = output_schema(
+        scorer, [pa.field(c, pa.null()) for c in plan.id_columns], explain=plan.explain
+    )
     manifest = BatchManifest(
         model_name=plan.model_name,
         model_version=scorer.version,
@@ -432,7 +438,7 @@ def score_partitions(
             lake, scorer, source_keys=sources,
             output_key=predictions_key(plan.model_name, plan.run_id, partition),
             id_columns=plan.id_columns, partition=partition, batch_rows=plan.batch_rows,
-            progress=progress, threads=threads,
+            progress=progress, threads=threads, explain=plan.explain,
         )  # fmt: skip
         manifest.partitions[partition] = result
         manifest.rows_in += result.rows_in

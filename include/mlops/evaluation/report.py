@@ -21,6 +21,7 @@ from include.mlops.templates import render
 from include.mlops.training.fit import METRIC_DIRECTION
 
 if TYPE_CHECKING:
+    from include.mlops.clarify.evidence import ClarifyEvidence
     from include.mlops.evaluation.metrics import EvaluationReport
     from include.mlops.lake.store import Lake
 
@@ -68,6 +69,7 @@ def write_evaluation_report(
     intended_use: str = DEFAULT_INTENDED_USE,
     limitations: Iterable[str] = (),
     training_spec: dict[str, Any] | None = None,
+    clarify: ClarifyEvidence | None = None,
 ) -> dict[str, Any]:
     """Write the metrics, plots and model card of one model version.
 
@@ -81,6 +83,8 @@ def write_evaluation_report(
         intended_use: What the model is for, in the card's words.
         limitations: Known limitations to list before the generated ones.
         training_spec: Algorithm, parameters, objective... shown in the card.
+        clarify: Bias report and explanations (:mod:`include.mlops.clarify.evidence`):
+            their files are written beside the card and their sections added to it.
 
     Returns:
         ``{"prefix", "uri", "model_card_uri", "keys": {file: key}, "uris": {file: uri}}``;
@@ -96,11 +100,14 @@ def write_evaluation_report(
         **report.to_dict(),
         "training_spec": training_spec or {},
     }
-    files: dict[str, bytes | None] = {"metrics.json": None, **plots}
+    extra = dict(clarify.files) if clarify is not None else {}
+    files: dict[str, bytes | None] = {"metrics.json": None, **plots, **extra}
     keys = {name: f"{prefix}/{name}" for name in [*files, "model_card.md", "model_card.html"]}
     uris = {"metrics.json": lake.write_json(keys["metrics.json"], metrics)}
     for name, png in plots.items():
         uris[name] = lake.write_bytes(keys[name], png)
+    for name, data in extra.items():
+        uris[name] = lake.write_bytes(keys[name], data)
     card = _card_sections(
         report,
         model_name=model_name,
@@ -111,11 +118,13 @@ def write_evaluation_report(
         limitations=[*limitations, *generated_limitations(report)],
         training_spec=training_spec or {},
     )
-    uris["model_card.md"] = lake.write_bytes(
-        keys["model_card.md"], _markdown(card, list(plots)).encode()
+    markdown = _markdown(card, list(plots)) + (
+        "\n".join(clarify.markdown()) + "\n" if clarify is not None else ""
     )
+    uris["model_card.md"] = lake.write_bytes(keys["model_card.md"], markdown.encode())
     uris["model_card.html"] = lake.write_bytes(
-        keys["model_card.html"], _html(card, list(plots)).encode()
+        keys["model_card.html"],
+        _html(card, list(plots), clarify.card() if clarify is not None else None).encode(),
     )
     return {
         "prefix": prefix,
@@ -241,12 +250,13 @@ def _markdown(card: dict[str, Any], plots: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(card: dict[str, Any], plots: list[str]) -> str:
+def _html(card: dict[str, Any], plots: list[str], clarify: dict[str, Any] | None = None) -> str:
     return render(
         "evaluation/model_card.html",
         card=card,
         confusion=_confusion_table(card["confusion"]),
         plots=[(p, _PLOT_TITLES.get(p, p)) for p in plots],
+        clarify=clarify,
     )
 
 

@@ -91,6 +91,10 @@ class DriftThresholds:
             version's test metric by more than this share of it (0.1 = 10 %).
         min_labeled_rows: Fewer ground-truth rows than this: metrics are reported but
             judge nothing.
+        attribution_ndcg: Feature-attribution drift: the window's ranking of columns by
+            mean |attribution| scores an NDCG below this against the baseline's (Clarify's 0.9).
+        bias_tolerance: Bias drift: a post-training bias metric on the labelled window moved
+            from the version's training-time value by more than this (absolute).
     """
 
     distance: float = 0.1
@@ -106,6 +110,8 @@ class DriftThresholds:
     unseen_category_tolerance: float = 0.0
     quality_tolerance: float = 0.1
     min_labeled_rows: int = 30
+    attribution_ndcg: float = 0.9
+    bias_tolerance: float = 0.1
 
     def __post_init__(self) -> None:
         problems = []
@@ -115,11 +121,18 @@ class DriftThresholds:
             "completeness_tolerance",
             "type_mismatch_tolerance",
             "unseen_category_tolerance",
+            "attribution_ndcg",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 problems.append(f"{name}={value} (must be within 0..1)")
-        for name in ("distance", "prediction_distance", "psi", "quality_tolerance"):
+        for name in (
+            "distance",
+            "prediction_distance",
+            "psi",
+            "quality_tolerance",
+            "bias_tolerance",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 0)")
         if not 0 < self.psi_epsilon < 1:

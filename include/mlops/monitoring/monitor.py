@@ -4,7 +4,8 @@
 window from ``capture/<endpoint>/``, splits it by variant and model version (champion,
 and canary or shadow when they served in the window), loads each version's drift
 baseline and test metrics from the registry, judges data quality, feature drift,
-prediction drift and (with ground truth) model quality with :func:`analyze_window`, and
+prediction drift and (with ground truth) model quality with :func:`analyze_window`, then
+feature-attribution drift and bias drift (:mod:`include.mlops.clarify.window`), and
 writes ``monitoring/<model>/<run>/report.json`` and ``report.html``.
 
 The report's top level is the champion's section (the registry's champion version when
@@ -337,6 +338,7 @@ def run_monitor(
             ``inference_id`` or the label column.
         ValueError: Bad thresholds.
     """
+    from include.mlops.clarify.window import judge_window
     from include.mlops.registry.versions import (
         RegistryError,
         champion,
@@ -398,6 +400,12 @@ def run_monitor(
             decision_threshold=spec.get("threshold", info.metrics.get("threshold")),
         )
         section.update(variant=variant, version=version)
+        # Clarify: feature-attribution drift and (with ground truth) bias drift.
+        clarify = judge_window(client, model_name, version, rows, thresholds=limits,
+                               ground_truth=truth, label_column=label_column or spec.get("target"))  # fmt: skip
+        section.update(attribution_drift=clarify["attribution_drift"],
+                       bias_drift=clarify["bias_drift"])  # fmt: skip
+        section["violations"].extend(jsonable([v.to_dict() for v in clarify["violations"]]))
         sections.append(section)
     main = next(
         (s for s in sections if (s["variant"], s["version"]) == primary),
@@ -429,6 +437,8 @@ def run_monitor(
         "features": main["features"],
         "prediction_drift": main["prediction_drift"],
         "model_quality": main["model_quality"],
+        "attribution_drift": main.get("attribution_drift"),
+        "bias_drift": main.get("bias_drift"),
         "violations": main["violations"],
         "data_quality": main["data_quality"],
         "thresholds": limits.to_dict(),

@@ -3,7 +3,8 @@
 The params (docs/design.md "Param vocabulary"): ``model_name`` is ``all`` (every model with
 a champion) or a model name; ``window_hours`` in (0, 720]; ``ground_truth_dataset`` is
 empty or a dataset name; ``drift_distance``, ``drift_p_value``, ``drift_share`` and
-``quality_tolerance`` override :class:`~include.mlops.monitoring.drift.DriftThresholds`.
+``quality_tolerance``, ``attribution_drift_threshold`` and ``bias_drift_tolerance`` override
+:class:`~include.mlops.monitoring.drift.DriftThresholds`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ THRESHOLD_PARAMS: dict[str, str] = {
     "drift_p_value": "p_value",
     "drift_share": "drift_share",
     "quality_tolerance": "quality_tolerance",
+    "attribution_drift_threshold": "attribution_ndcg",
+    "bias_drift_tolerance": "bias_tolerance",
 }
 
 

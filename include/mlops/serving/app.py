@@ -6,7 +6,10 @@ Routes (the serving contract; SageMaker's container contract plus MLflow's scori
 - ``POST /invocations`` (default endpoint) and ``POST /endpoints/{model_name}/invocations``:
   CSV or JSON rows in, one prediction per row out, each with an inference id, the
   probability and class probabilities for classifiers, and the answering version
-  (``X-Model-Version``, ``X-Variant`` headers too);
+  (``X-Model-Version``, ``X-Variant`` headers too); with ``?explain=true`` (optionally
+  ``explain_top=k``) each row also carries ``explanation: {base_value, output,
+  contributions}`` (:mod:`include.mlops.clarify.explain`); a request without a query
+  string does no more work than before;
 - ``GET /endpoints``: what this replica serves, per endpoint and variant;
 - ``GET /metrics``: Prometheus text;
 - ``POST /admin/reload``, ``GET /admin/config``: bearer-token protected.
@@ -57,13 +60,15 @@ from include.mlops.serving.metrics import (
     MetricsRegistry,
 )
 from include.mlops.serving.openapi_doc import document_invocations
-from include.mlops.serving.rows import merged_rows
+from include.mlops.serving.rows import Rows, merged_rows
 from include.mlops.serving.shadow import ShadowWorker
 from include.mlops.serving.state import EndpointState, LoadedModel, ServingState
 from include.mlops.serving.validation import (
+    ExplainRequest,
     PayloadTooLargeError,
     RequestError,
     csv_header,
+    explain_request,
     media_type,
     parse_body,
 )
@@ -363,6 +368,8 @@ def create_app(
             labels = (endpoint.model_name, str(model.version), variant)
             content_type = request.headers.get("content-type")
             media = media_type(content_type)
+            # Only a request with a query string pays for reading it.
+            explain = explain_request(request.scope.get("query_string", b""))
             body = await read_body(request)
             parsed = parse_body(body, media, model.schema.order, header=csv_header(content_type))
             rows = model.schema.validate(parsed)
@@ -380,7 +387,8 @@ def create_app(
                     endpoint.model_name, variant, shadow_model if shadow_it else None, caller
                 )
             scored = await model.batcher.score(rows, ticket)
-            response = _prediction_response(endpoint.model_name, model, variant, scored)
+            explained = None if explain is None else await _explain(model, rows, explain)
+            response = _prediction_response(endpoint.model_name, model, variant, scored, explained)
             rows_answered = rows.n_rows
         except _NotAllowed as refused:
             response = _error(refused.refusal.status, refused.refusal.detail)
@@ -525,8 +533,31 @@ def _after_batch(
         capture.offer(endpoint, model, variant, part, scored, now, caller=caller)
 
 
+async def _explain(
+    model: LoadedModel, rows: Rows, explain: ExplainRequest
+) -> tuple[str, list[dict[str, Any]]]:
+    """The request's explanations; a forest's TreeSHAP (tens of ms) runs off the event loop."""
+    from include.mlops.clarify.explain import NotExplainable
+
+    try:
+        explainer = model.scorer.explainer()
+        if explainer.method == "tree_shap":
+            return await asyncio.to_thread(model.explain, rows, explain.top)
+        return model.explain(rows, explain.top)
+    except NotExplainable as error:
+        raise RequestError(
+            f"explain=true: model {model.model_name!r} version {model.version} cannot be "
+            f"explained: {error}",
+            status=422,
+        ) from error
+
+
 def _prediction_response(
-    endpoint: str, model: LoadedModel, variant: str, scored: ScoredRows
+    endpoint: str,
+    model: LoadedModel,
+    variant: str,
+    scored: ScoredRows,
+    explained: tuple[str, list[dict[str, Any]]] | None = None,
 ) -> Response:
     ids = scored.inference_ids
     predictions = scored.predictions
@@ -547,12 +578,17 @@ def _prediction_response(
     else:
         items = [{"inference_id": ids[i], "prediction": predictions[i]} for i in range(len(ids))]
     version = str(model.version)
-    body = {
+    body: dict[str, Any] = {
         "model_name": endpoint,
         "model_version": model.version,
         "variant": variant,
         "predictions": items,
     }
+    if explained is not None:
+        space, explanations = explained
+        body["explanation_space"] = space
+        for item, explanation in zip(items, explanations, strict=True):
+            item["explanation"] = explanation
     return Response(
         json.dumps(body, separators=(",", ":"), default=_json_default).encode(),
         media_type=_JSON,

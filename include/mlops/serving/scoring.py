@@ -96,6 +96,8 @@ class Scorer:
     _fast: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
     _fast_checked: bool = field(default=False, init=False, repr=False, compare=False)
     _fast_failed: bool = field(default=False, init=False, repr=False, compare=False)
+    # The explainer, built on the first explanation (or the warm-up), never per request.
+    _explainer: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_classifier(self) -> bool:
@@ -163,6 +165,27 @@ class Scorer:
             probability=proba[np.arange(len(best)), best],
             class_probabilities=proba,
         )
+
+    def explainer(self) -> Any:
+        """The :class:`~include.mlops.clarify.explain.Explainer` of this pipeline (built once).
+
+        It reads the compiled feature matrix when there is one, like :meth:`score`.
+
+        Raises:
+            NotExplainable: The pipeline's model has no exact attribution method.
+        """
+        if self._explainer is None:
+            from include.mlops.clarify.explain import Explainer
+
+            fast = self._compiled_path()
+            self._explainer = Explainer(
+                self.pipeline, transform=None if fast is None else fast[0].transform
+            )
+        return self._explainer
+
+    def explain(self, frame: pd.DataFrame) -> Any:
+        """Attributions of raw rows (:class:`~include.mlops.clarify.explain.Attributions`)."""
+        return self.explainer().explain(frame)
 
     def _predict(self, frame: pd.DataFrame, method: str) -> Any:
         """``pipeline.<method>(frame)``, through the compiled features when they apply."""

@@ -107,6 +107,15 @@ class LoadedModel:
             start = end
         return frame, out
 
+    def explain(self, rows: Rows, top: int | None) -> tuple[str, list[dict[str, Any]]]:
+        """Explanations of one request's rows: ``(output space, one dict per row)``.
+
+        Raises:
+            NotExplainable: The model has no exact attribution method.
+        """
+        attributions = self.scorer.explain(frame_of([rows]))
+        return attributions.space, [attributions.row(i, top=top) for i in range(rows.n_rows)]
+
     def warm_up(self) -> None:
         """Score one all-null row (the pipeline imputes it) so the first request is not slow.
 
@@ -119,6 +128,17 @@ class LoadedModel:
         except Exception as error:  # reported, never fatal
             log.error(
                 "model %s version %s failed its warm-up scoring of one null row: %s",
+                self.model_name,
+                self.version,
+                error,
+            )
+        # The explainer is built here, off the request path: an explaining request never
+        # pays for it, and one that does not ask never does anything more.
+        try:
+            self.explain(row, None)
+        except Exception as error:  # the version still serves predictions
+            log.warning(
+                "model %s version %s cannot explain (explain=true answers 422): %s",
                 self.model_name,
                 self.version,
                 error,

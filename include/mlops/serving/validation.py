@@ -624,3 +624,52 @@ def _first_bad_row(coerce: Any, values: list[Any], from_text: bool) -> int:
         except _BadValue:
             return i
     return -1
+
+
+# -- explanations ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExplainRequest:
+    """What ``?explain=true`` (and ``explain_top=k``) asks for.
+
+    Attributes:
+        top: Keep the ``top`` largest |contributions| per row (``None``: every column).
+    """
+
+    top: int | None = None
+
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no", ""})
+
+
+def explain_request(query_string: bytes) -> ExplainRequest | None:
+    """The explanation a query string asks for, or ``None`` (the usual, free case).
+
+    Args:
+        query_string: The raw query (``explain=true&explain_top=3``); other parameters
+            are ignored.
+
+    Raises:
+        RequestError: 400 naming ``explain`` or ``explain_top`` when its value is not a
+            boolean / a positive whole number, or ``explain_top`` comes without
+            ``explain=true``.
+    """
+    if not query_string:
+        return None
+    from urllib.parse import parse_qs
+
+    query = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    raw = query.get("explain", [""])[-1].strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise RequestError(f"query parameter explain={raw!r} must be true or false")
+    top_raw = query.get("explain_top", [None])[-1]
+    top: int | None = None
+    if top_raw is not None:
+        if not top_raw.strip().isdigit() or int(top_raw) < 1:
+            raise RequestError(
+                f"query parameter explain_top={top_raw!r} must be a whole number of columns >= 1"
+            )
+        top = int(top_raw)
+        if raw not in _TRUE:
+            raise RequestError("query parameter explain_top needs explain=true")
+    return ExplainRequest(top=top) if raw in _TRUE else None

@@ -8,14 +8,16 @@ drift-triggered run retrains the champion the same way on newer data.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from include.mlops.vocabulary import (
     ALGORITHM_NAMES,
     APPROVAL_MODES,
+    BIAS_GATE_MODES,
     CLASSIFICATION_METRICS,
+    MAX_BIAS_FACETS,
     NAME_PATTERN,
     NAME_RE,
     OBJECTIVE_METRICS,
@@ -54,6 +56,10 @@ class TrainingRequest:
     timeout_minutes: float = 60.0
     champion_tolerance: float = 0.01
     fixed_params: Mapping[str, Any] = field(default_factory=dict)
+    bias_facets: tuple[str, ...] = ()
+    bias_group_column: str | None = None
+    bias_gate: str = "off"
+    bias_bounds: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainingRequest:
@@ -64,8 +70,14 @@ class TrainingRequest:
         """
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in params.items() if k in known}
-        for key in ("time_column",):
+        for key in ("time_column", "bias_group_column"):
             values[key] = values.get(key) or None
+        if "bias_facets" in values:
+            facets = values["bias_facets"] or ()
+            values["bias_facets"] = (facets,) if isinstance(facets, str) else tuple(facets)
+        if values.get("bias_gate") in ("", None):
+            values.pop("bias_gate", None)
+        values["bias_bounds"] = values.get("bias_bounds") or {}
         if values.get("min_objective") in ("", None):
             values["min_objective"] = None
         if "algorithms" in values:
@@ -129,17 +141,47 @@ class TrainingRequest:
             out.append(f"split {list(self.split)} must be three positive shares summing to 1")
         if self.timeout_minutes <= 0:
             out.append("timeout_minutes must be positive")
+        out.extend(self._bias_problems())
         return out
 
-    def check_columns(self, columns: Sequence[str] | None) -> None:
-        """Refuse a ``target`` or ``time_column`` the dataset does not have, before any work.
+    def _bias_problems(self) -> list[str]:
+        from include.mlops.clarify.bias import parse_bounds
+        from include.mlops.clarify.facets import FacetError, parse_facets
+
+        out = []
+        try:
+            parse_facets(self.bias_facets)
+        except FacetError as exc:
+            out.append(str(exc))
+        if len(self.bias_facets) > MAX_BIAS_FACETS:
+            out.append(f"bias_facets: at most {MAX_BIAS_FACETS} facets")
+        if self.bias_facets and self.problem_type in ("multiclass", "regression"):
+            out.append(f"bias_facets need a binary target; problem_type is {self.problem_type}")
+        if self.bias_gate not in BIAS_GATE_MODES:
+            out.append(f"bias_gate {self.bias_gate!r} is not one of {BIAS_GATE_MODES}")
+        elif self.bias_gate != "off" and not self.bias_facets:
+            out.append(f"bias_gate {self.bias_gate!r} needs bias_facets to judge")
+        try:
+            parse_bounds(self.bias_bounds)
+        except ValueError as exc:
+            out.append(str(exc))
+        if self.bias_group_column and self.bias_group_column == self.target:
+            out.append("bias_group_column cannot be the target")
+        return out
+
+    def check_columns(self, columns: Mapping[str, str] | None) -> None:
+        """Refuse a ``target``, ``time_column``, facet or bias group column the dataset does
+        not have, before any work.
 
         Args:
-            columns: The dataset's columns from its catalog, or None when it has none yet.
+            columns: The dataset's catalogued columns → their type (``string``, ``int64``...),
+                or None when it has no catalog yet.
 
         Raises:
-            TrainingRequestError: Naming the field, the value and the columns there are.
+            TrainingRequestError: Naming each field and value, and the columns there are.
         """
+        from include.mlops.clarify.facets import check_facet_columns, parse_facets
+
         if columns is None:
             raise TrainingRequestError(
                 f"dataset {self.dataset!r} has no catalog entry: ingest it with lake_ingest first"
@@ -147,7 +189,11 @@ class TrainingRequest:
         known = list(columns)
         wrong = [
             f"{field} {value!r} is not a column of {self.dataset!r}"
-            for field, value in (("target", self.target), ("time_column", self.time_column))
+            for field, value in (
+                ("target", self.target),
+                ("time_column", self.time_column),
+                ("bias_group_column", self.bias_group_column),
+            )
             if value and value not in known
         ]
         if wrong:
@@ -156,6 +202,11 @@ class TrainingRequest:
                 + "; ".join(wrong)
                 + f" (its columns: {', '.join(known)})"
             )
+        facets = check_facet_columns(
+            parse_facets(self.bias_facets), dict(columns), target=self.target, dataset=self.dataset
+        )
+        if facets:
+            raise TrainingRequestError("invalid training parameters: " + "; ".join(facets))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (the stored training spec)."""
@@ -163,6 +214,8 @@ class TrainingRequest:
         data["algorithms"] = list(self.algorithms)
         data["split"] = list(self.split)
         data["fixed_params"] = dict(self.fixed_params)
+        data["bias_facets"] = list(self.bias_facets)
+        data["bias_bounds"] = dict(self.bias_bounds)
         return data
 
     def algorithms_for(self, problem_type: str) -> tuple[str, ...]:

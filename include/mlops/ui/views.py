@@ -51,6 +51,8 @@ class VersionRow:
     comment: str | None
     report_key: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: The ``bias_summary`` tag: ``{"gate", "facets": {facet: {metric: value}}}`` or None.
+    bias: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ def registry_overview(client: mlflow.MlflowClient, lake: Lake | None = None) -> 
                     comment=tags.get("approval_comment"),
                     report_key=reports.get(str(info.version)),
                     metrics=dict(info.metrics),
+                    bias=_json_tag(tags.get("bias_summary")),
                 )
             )
         summaries.append(ModelSummary(name, endpoint, rows))
@@ -226,6 +229,8 @@ class MonitoringRun:
     features: list[FeatureScore]
     violations: list[str]
     html_key: str | None
+    #: The report's ``attribution_drift`` section (Clarify's NDCG), when it has one.
+    attribution: dict[str, Any] | None = None
 
     @property
     def drifted(self) -> list[str]:
@@ -298,7 +303,30 @@ def parse_monitoring_report(key: str, report: Mapping[str, Any]) -> MonitoringRu
         features=features,
         violations=[_violation_text(v) for v in report.get("violations") or []],
         html_key=f"{prefix}/report.html",
+        attribution=_attribution(report.get("attribution_drift")),
     )
+
+
+def _attribution(section: Any) -> dict[str, Any] | None:
+    """The attribution drift verdict (``None`` when the report has none or it was not computed)."""
+    if not isinstance(section, Mapping) or section.get("method") in (None, "unavailable"):
+        return None
+    return {
+        "score": _float(section.get("score")),
+        "threshold": _float(section.get("threshold")),
+        "drift": bool(section.get("drift")),
+        "rows": _int(section.get("rows")),
+        "baseline_ranking": [str(c) for c in section.get("baseline_ranking") or []],
+        "window_ranking": [str(c) for c in section.get("window_ranking") or []],
+    }
+
+
+def _json_tag(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _violation_text(violation: Any) -> str:

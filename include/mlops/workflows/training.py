@@ -271,6 +271,8 @@ def evaluate_candidate(
     """
     import joblib
 
+    from include.mlops.clarify.bias import raise_for_bias
+    from include.mlops.clarify.evidence import clarify_evaluation
     from include.mlops.evaluation.gates import GateThresholds, raise_for_gates, should_promote
     from include.mlops.evaluation.metrics import evaluate
     from include.mlops.evaluation.report import write_evaluation_report
@@ -321,13 +323,23 @@ def evaluate_candidate(
         objective=spec.objective,
         thresholds=GateThresholds(min_objective=request.min_objective, tolerance=request.champion_tolerance),
     )  # fmt: skip
+    # Bias report and explanations (Clarify); also stores the linear SHAP baseline on the
+    # pipeline before it is pickled below.
+    clarify = clarify_evaluation(
+        candidate.pipeline, splits, target=request.target, problem_type=problem_type,
+        threshold=report.threshold, facets=request.bias_facets,
+        group_column=request.bias_group_column, gate_mode=request.bias_gate,
+        bounds=request.bias_bounds, seed=request.seed,
+    )  # fmt: skip
     written = write_evaluation_report(
         lake, report, model_name=request.model_name, version=f"candidate-{safe_run_id(run_id)}",
         data_snapshot=prepared.snapshot_id, dataset=request.dataset,
-        training_spec=request.to_dict(),
+        training_spec=request.to_dict(), clarify=clarify,
     )  # fmt: skip
     log.info("evaluation report %s: %s", written["model_card_uri"], decision.summary())
     raise_for_gates(decision, written["model_card_uri"])
+    if clarify.bias is not None:
+        raise_for_bias(clarify.bias, written["uris"].get("bias.json"))
 
     buffer = io.BytesIO()
     joblib.dump(candidate.pipeline, buffer)
@@ -388,6 +400,7 @@ def register_version(
     """
     import joblib
 
+    from include.mlops.clarify.evidence import approval_lines, log_clarify_evidence
     from include.mlops.evaluation.baseline import compute_drift_baseline
     from include.mlops.features.pipeline import input_columns
     from include.mlops.features.split import Splits
@@ -437,15 +450,18 @@ def register_version(
             data = data.replace(label, str(registered.version).encode())
         lake.write_bytes(f"{version_prefix}/{name}", data)
     report_uri = evaluation.report_uri.replace(evaluation.report_prefix, version_prefix)
+    bias = log_clarify_evidence(client, run_id=registered.run_id, model_name=request.model_name,
+                                version=registered.version, report_files=report_files)  # fmt: skip
     log.info("registered %s v%s (PendingManualApproval), sha256 %s", request.model_name,
              registered.version, registered.sha256[:12])  # fmt: skip
+    body = approval_body(request, evaluation, str(registered.version), report_uri)
     return RegisteredVersion(
         model_name=request.model_name,
         version=str(registered.version),
         run_id=registered.run_id,
         sha256=registered.sha256,
         report_uri=report_uri,
-        approval_body=approval_body(request, evaluation, str(registered.version), report_uri),
+        approval_body="\n".join([body, *approval_lines(bias)]),
     )
 
 
