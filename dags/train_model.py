@@ -87,6 +87,8 @@ with DAG(
                                   description="Optimized on validation, gated on test."),
         "min_objective": Param(None, type=["null", "number"], title="Minimum objective",
                                description="Value gate on the test split (for rmse/mae/log_loss: the maximum). Empty: none."),
+        "champion_tolerance": Param(0.01, type="number", minimum=0, title="Champion tolerance",
+                                    description="The candidate may score at most this much worse than the champion re-scored on the same data."),
         "approval": Param("manual", type="string", enum=list(APPROVAL_MODES), title="Approval",
                           description="manual: a person approves on the Required Actions page; auto: approve when every gate passes."),
         "split": Param([0.8, 0.1, 0.1], type="array", items={"type": "number", "exclusiveMinimum": 0},

@@ -120,7 +120,10 @@ def test_training_spreads_over_both_workers_and_survives_a_killed_one(
     max_trials = 8
     conf = {"dataset": DATASET, "target": "churned", "model_name": MODEL,
             "algorithms": ["xgboost"], "tuning_strategy": "random", "max_trials": max_trials,
-            "max_parallel_trials": 4, "approval": "manual", "seed": 7}  # fmt: skip
+            "max_parallel_trials": 4, "approval": "manual", "seed": 7,
+            # The retrain below (this spec, unattended) is about the store, not the model:
+            # a few trials' noise must not stop it at the champion gate.
+            "champion_tolerance": 0.05}  # fmt: skip
     run = client.trigger("train_model", conf)
     # Wait until trials run, then kill the worker that holds tune task 0.
     deadline = time.monotonic() + 600

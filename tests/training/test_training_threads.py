@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,10 @@ import pytest
 from include.mlops.training.threads import TrialThreads, host_cpus, threads_for
 
 
-def _hold_lease(folder: str, ready: mp.Event, release: mp.Event) -> None:  # type: ignore[valid-type]
+def _hold_lease(folder: str, ready: mp.Event) -> None:  # type: ignore[valid-type]
     with TrialThreads(Path(folder), cpus=2):
         ready.set()
-        release.wait(60)
+        time.sleep(120)  # until killed
 
 
 def test_threads_split_the_cores_between_the_trials_running() -> None:
@@ -24,12 +25,14 @@ def test_threads_split_the_cores_between_the_trials_running() -> None:
 
 
 def test_leases_count_live_workers_and_forget_dead_ones(tmp_path: Path) -> None:
+    # The other worker is killed, never released: a process killed while it waits on a
+    # multiprocessing Event would leave Event.set() waiting for it forever.
     ctx = mp.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    other = ctx.Process(target=_hold_lease, args=(str(tmp_path), ready, release))
+    ready = ctx.Event()
+    other = ctx.Process(target=_hold_lease, args=(str(tmp_path), ready))
     other.start()
-    assert ready.wait(60)
     try:
+        assert ready.wait(60)
         with TrialThreads(tmp_path, cpus=2) as lease:
             assert lease.trials_running() == 2 and lease.current() == 1
             os.kill(other.pid, signal.SIGKILL)  # dies holding its lease: the lock goes with it
@@ -38,7 +41,7 @@ def test_leases_count_live_workers_and_forget_dead_ones(tmp_path: Path) -> None:
             assert len(list(tmp_path.glob("*.lease"))) == 1  # the dead one is cleaned up
         assert list(tmp_path.glob("*.lease")) == []
     finally:
-        release.set()
+        other.kill()
         other.join(30)
 
 

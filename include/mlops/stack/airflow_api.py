@@ -138,8 +138,18 @@ class AirflowClient:
         path = (f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
                 f"{try_number}?map_index={map_index}&full_content=true")  # fmt: skip
         content = self.request("GET", path).get("content") or []
-        lines = [c.get("event", "") if isinstance(c, dict) else str(c) for c in content]
-        return "\n".join(str(line) for line in lines)
+        lines: list[str] = []
+        for record in content:
+            if not isinstance(record, dict):
+                lines.append(str(record))
+                continue
+            lines.append(str(record.get("event", "")))
+            # A failure's exception (type and message, chained ones too) rides beside its
+            # event, as the UI shows it.
+            for error in record.get("error_detail") or []:
+                if isinstance(error, dict):
+                    lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
+        return "\n".join(lines)
 
     def xcom(
         self,

@@ -21,6 +21,7 @@ from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.process import (
     ServiceError,
     http_ok,
+    read_pid,
     start_service,
     wait_healthy,
 )
@@ -130,10 +131,14 @@ def start_celery_workers(
         A call that waits until each worker consumes from the broker (it logs ``ready.``).
     """
     names = celery_worker_names(workers)
+    spawned: dict[str, int] = {}  # worker → its log's size when spawned
     for name in names:
         home = state_dir / name
         for folder in (home / "home", home / "tmp", home / "work"):
             folder.mkdir(parents=True, exist_ok=True)
+        log = state_dir / "logs" / f"{name}.log"
+        if read_pid(state_dir / f"{name}.pid") is None:
+            spawned[name] = log.stat().st_size if log.exists() else 0
         start_service(
             name,
             [airflow_cli(), "celery", "worker", "--celery-hostname", f"{name}@127.0.0.1",
@@ -145,18 +150,21 @@ def start_celery_workers(
             healthy=None,
         )  # fmt: skip
 
-    def wait() -> None:
-        for name in names:
+    def wait() -> None:  # for the ones spawned now: a running worker was ready long ago
+        for name, offset in spawned.items():
+            log = state_dir / "logs" / f"{name}.log"
             wait_healthy(name, state_dir=state_dir, timeout=timeout,
-                         healthy=partial(_celery_worker_ready, state_dir / "logs" / f"{name}.log"))  # fmt: skip
+                         healthy=partial(_celery_worker_ready, log, offset))  # fmt: skip
 
     return wait
 
 
-def _celery_worker_ready(log: Path) -> bool:
-    """Celery logs ``<node> ready.`` once it consumes from the broker."""
+def _celery_worker_ready(log: Path, offset: int) -> bool:
+    """Celery logs ``<node> ready.`` once it consumes from the broker (after ``offset``)."""
     try:
-        return " ready." in log.read_text(errors="replace")[-20_000:]
+        with open(log, "rb") as text:
+            text.seek(offset)
+            return b" ready." in text.read()
     except OSError:
         return False
 

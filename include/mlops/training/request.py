@@ -112,6 +112,8 @@ class TrainingRequest:
             out.append(
                 f"algorithms {list(self.algorithms)} must be a non-empty list from {ALGORITHM_NAMES}"
             )
+        if not self.champion_tolerance >= 0:
+            out.append(f"champion_tolerance {self.champion_tolerance!r} must be >= 0")
         metric = self.objective_metric
         if metric not in OBJECTIVE_METRICS:
             out.append(f"objective_metric {metric!r} is unknown")
