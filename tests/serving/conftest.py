@@ -367,6 +367,9 @@ def start_server_process(env: dict[str, str], log_dir: Path) -> ServerProcess:
         **os.environ,
         "PYTHONPATH": str(REPO),
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        # As in serving_settings: these processes are about scoring and swaps; the keys
+        # have their own tests (test_app_access.py).
+        "MLOPS_ENDPOINT_REQUIRE_API_KEY": "false",
         **env,
     }
     with open(log, "wb") as out:

@@ -231,27 +231,34 @@ def create_app(
     metrics = ServingMetrics(manager, capture, shadow)
     rng = random.Random()
 
+    bootstrap = dict(settings.bootstrap_keys or {}) if gate.store is not None else {}
+
+    def refresh_keys() -> None:
+        """Register the bootstrap keys (once), then re-read the key records. A lake that
+        cannot be read keeps the previous set (none at start: every key is refused until
+        it answers), and the next poll tries again."""
+        try:
+            if bootstrap and gate.store is not None:
+                added = gate.store.bootstrap(bootstrap, by=f"replica:{settings.replica_id}")
+                bootstrap.clear()
+                if added:
+                    log.info("registered API key(s) %s from MLOPS_ENDPOINT_BOOTSTRAP_KEYS", added)
+            gate.reload_keys()
+        except Exception:
+            log.exception("reading the API keys failed (the previous set stays)")
+
     async def poll() -> None:
         while True:
             try:
                 await asyncio.to_thread(manager.reload)
             except Exception:
                 log.exception("registry poll failed")
-            try:
-                await asyncio.to_thread(gate.reload_keys)
-            except Exception:
-                log.exception("reading the API keys failed (the previous set stays)")
+            await asyncio.to_thread(refresh_keys)
             await asyncio.sleep(settings.poll_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if gate.store is not None and settings.bootstrap_keys:
-            added = await asyncio.to_thread(
-                gate.store.bootstrap, settings.bootstrap_keys, by=f"replica:{settings.replica_id}"
-            )
-            if added:
-                log.info("registered API key(s) %s from MLOPS_ENDPOINT_BOOTSTRAP_KEYS", added)
-        await asyncio.to_thread(gate.reload_keys)
+        await asyncio.to_thread(refresh_keys)
         shadow.start()
         poller = asyncio.create_task(poll(), name="registry-poller")
         log.info(
@@ -454,8 +461,8 @@ def create_app(
 
     @app.post("/admin/reload", summary="Re-read the registry now (token)")
     async def admin_reload() -> Response:
+        await asyncio.to_thread(refresh_keys)  # first: the answer follows the swap at once
         state = await asyncio.to_thread(manager.reload)
-        await asyncio.to_thread(gate.reload_keys)
         if state.registry_error is not None:
             return _error(503, f"the registry could not be read: {state.registry_error}")
         return _json(200, {"replica": settings.replica_id, **state.describe()})
