@@ -32,6 +32,10 @@ REPO = Path(__file__).resolve().parents[3]
 PROFILES = ("embedded", "scaled")
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"  # the demo's fixed, documented login (README); loopback only
+#: A second Airflow user (role ``user``) who may approve versions; password per install.
+REVIEWER_USER = "reviewer"
+#: Who may answer approval requests (MLOPS_APPROVERS): never the user who triggered a manual run.
+APPROVERS = f"{ADMIN_USER},{REVIEWER_USER}"
 ACCESS_KEY = "mlops"
 #: Concurrent task instances of the embedded stack's LocalExecutor (README, "What runs where").
 PARALLELISM = 8
@@ -151,6 +155,8 @@ def secrets_for(config: StackConfig) -> dict[str, str]:
         "postgres_password": lambda: secrets.token_urlsafe(24),
         **{f"{db}_db_password": lambda: secrets.token_urlsafe(24) for db in postgres.DATABASES},
         "redis_password": lambda: secrets.token_urlsafe(24),
+        # The Airflow login of the second approver.
+        "reviewer_password": lambda: secrets.token_urlsafe(12),
     }
     values: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
     missing = [key for key in generators if key not in values]
@@ -218,6 +224,9 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "MLOPS_AIRFLOW_URL": config.airflow_url,
         "MLOPS_AIRFLOW_USER": ADMIN_USER,
         "MLOPS_AIRFLOW_PASSWORD": ADMIN_PASSWORD,
+        "MLOPS_AIRFLOW_REVIEWER_USER": REVIEWER_USER,
+        "MLOPS_AIRFLOW_REVIEWER_PASSWORD": secret["reviewer_password"],
+        "MLOPS_APPROVERS": APPROVERS,
         "MLOPS_STACK_DIR": str(config.state_dir),
         # The airflow CLI in the user's shell must agree with the running stack.
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -227,7 +236,7 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{REVIEWER_USER}:user",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{config.airflow_url}/execution/",
         # Task instances name the worker that ran them (MLOPS_WORKER_HOSTNAME when set).
