@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.mlops.airflow.hooks import LakeHook
+from include.mlops.airflow.operators import approvers_for
 
 if TYPE_CHECKING:
     from include.mlops.training.handoffs import PreparedData, TuningHandle
@@ -26,19 +27,24 @@ def resolve_request(
     """Validate a manual run's params; for a scheduled/asset run, the champion's spec.
 
     A run not started by hand retrains the current champion with its stored training
-    spec on the newest snapshot; with no champion yet there is nothing to retrain.
+    spec on the newest snapshot; with no champion yet there is nothing to retrain. A
+    manual run that would wait for an approval no one may give (``MLOPS_APPROVERS``
+    names only the user who triggered it) is refused here, before any work.
     """
+    from include.mlops.approvers import NoApproverError
     from include.mlops.training.request import TrainingRequest, TrainingRequestError
 
     run_type = str(getattr(dag_run, "run_type", "manual")).lower()
     try:
         if "manual" in run_type:
             request = TrainingRequest.from_params(params)
+            if request.approval == "manual":
+                approvers_for(dag_run).require_someone()
             request.check_columns(_dataset_columns(request.dataset))
             log.info("manual run: %s", request.to_dict())
             return request.to_dict()
         return _retrain_request(params, triggering_asset_events, dag_run=dag_run, ti=ti)
-    except TrainingRequestError as exc:
+    except (TrainingRequestError, NoApproverError) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
