@@ -11,7 +11,7 @@ from include.mlops.airflow.hooks import LakeHook
 from include.mlops.airflow.operators import approvers_for
 
 if TYPE_CHECKING:
-    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.handoffs import PreparedData, RegisteredVersion, TuningHandle
     from include.mlops.training.request import TrainingRequest
 
 log = logging.getLogger(__name__)
@@ -203,15 +203,24 @@ def register(
 
 
 def approve(
-    registered: dict[str, Any], *, decision: dict[str, Any] | None, outlet_events: Any
+    registered: dict[str, Any],
+    *,
+    decision: dict[str, Any] | None,
+    outlet_events: Any,
+    run_id: str | None = None,
 ) -> dict:
-    """Tag the version Approved and announce it (deploy schedules on the event)."""
+    """Tag the version Approved and announce it (deploy schedules on the event).
+
+    The audit trail gets the approval first: the responding user and their comment, or
+    ``system:train_model`` for ``approval=auto``.
+    """
     from include.mlops.airflow.assets import model_approved
     from include.mlops.registry import approve_version
     from include.mlops.training.handoffs import RegisteredVersion
 
     version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
+    _audit_decision(version, "approval", decision, run_id=run_id)
     approve_version(
         LakeHook().get_mlflow_client(),
         version.model_name,
@@ -227,9 +236,12 @@ def approve(
 
 
 def reject_if_rejected(
-    registered: dict[str, Any] | None, *, decision: dict[str, Any] | None
+    registered: dict[str, Any] | None,
+    *,
+    decision: dict[str, Any] | None,
+    run_id: str | None = None,
 ) -> dict:
-    """Tag Rejected when the approver chose Reject; otherwise nothing to do."""
+    """Tag Rejected when the approver chose Reject (audited first); otherwise nothing to do."""
     from include.mlops.registry import reject_version
     from include.mlops.training.handoffs import RegisteredVersion
 
@@ -237,6 +249,7 @@ def reject_if_rejected(
         raise AirflowSkipException("no rejection to record")
     version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
+    _audit_decision(version, "rejection", decision, run_id=run_id)
     reject_version(
         LakeHook().get_mlflow_client(),
         version.model_name,
@@ -252,6 +265,29 @@ def _decided_by(decision: dict[str, Any] | None) -> tuple[str, str | None]:
     if not decision:
         return "auto (every gate passed)", None
     return str(decision.get("user") or "unknown"), decision.get("comment")
+
+
+#: Who the audit trail names for train_model's own decisions (approval=auto).
+SYSTEM_ACTOR = "system:train_model"
+
+
+def _audit_decision(
+    version: RegisteredVersion, event: str, decision: dict[str, Any] | None, *, run_id: str | None
+) -> None:
+    """Append the decision to the model's audit trail, before the registry changes."""
+    from include.mlops.lake.audit import record_event
+
+    if decision:
+        actor, reason = str(decision.get("user") or "unknown"), decision.get("comment")
+    else:
+        actor, reason = SYSTEM_ACTOR, "every gate passed"
+    details = {"version": version.version, "run_id": run_id, "mlflow_run_id": version.run_id}
+    if decision and decision.get("responded_at"):
+        details["responded_at"] = decision["responded_at"]
+    key = record_event(LakeHook().get_lake(), version.model_name, event, actor=actor,
+                       reason=reason, details=details)  # fmt: skip
+    log.info("audit: %s of %s v%s by %s recorded at %s", event, version.model_name,
+             version.version, actor, key)  # fmt: skip
 
 
 def outcome(registered: dict[str, Any] | None) -> dict:
