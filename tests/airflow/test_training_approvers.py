@@ -21,4 +21,3 @@ def test_the_only_approver_cannot_approve_the_run_they_triggered(monkeypatch) ->
     message = str(refused.value)
     assert "MLOPS_APPROVERS lists only admin, and admin triggered the run" in message
     assert "Add another user to MLOPS_APPROVERS" in message
-

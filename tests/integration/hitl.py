@@ -45,7 +45,9 @@ class AirflowAPI:
         if user not in self.tokens:
             from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-            signed = self.auth_manager.generate_jwt(SimpleAuthManagerUser(username=user, role="user"))
+            signed = self.auth_manager.generate_jwt(
+                SimpleAuthManagerUser(username=user, role="user")
+            )
             self.tokens[user] = str(signed)
         return self.tokens[user]
 

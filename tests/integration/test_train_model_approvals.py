@@ -49,7 +49,11 @@ def events_of(s3_server: Any, run_id: str) -> list[Any]:
 
 
 def test_only_a_listed_approver_who_did_not_trigger_the_run_may_approve_it(
-    dags, api, s3_server, training_env, monkeypatch  # noqa: F811
+    dags,
+    api,
+    s3_server,
+    training_env,  # noqa: F811
+    monkeypatch,
 ) -> None:
     from include.mlops.registry import get_version
 
@@ -91,7 +95,11 @@ def test_only_a_listed_approver_who_did_not_trigger_the_run_may_approve_it(
 
 
 def test_a_rejection_is_audited_with_the_reviewers_reason(
-    dags, api, s3_server, training_env, monkeypatch  # noqa: F811
+    dags,
+    api,
+    s3_server,
+    training_env,  # noqa: F811
+    monkeypatch,
 ) -> None:
     from include.mlops.registry import get_version
 
@@ -115,7 +123,10 @@ def test_a_rejection_is_audited_with_the_reviewers_reason(
 
 
 def test_an_auto_approval_is_audited_as_the_system(
-    dags, s3_server, training_env, monkeypatch  # noqa: F811
+    dags,
+    s3_server,
+    training_env,  # noqa: F811
+    monkeypatch,
 ) -> None:
     monkeypatch.setenv("MLOPS_APPROVERS", TRIGGERED_BY)  # no human answers approval=auto
     run = train(dags, "auto", seed=3)
@@ -129,7 +140,9 @@ def test_an_auto_approval_is_audited_as_the_system(
 
 
 def test_a_manual_run_no_one_else_may_approve_is_refused_before_any_work(
-    dags, training_env, monkeypatch  # noqa: F811
+    dags,
+    training_env,  # noqa: F811
+    monkeypatch,
 ) -> None:
     monkeypatch.setenv("MLOPS_APPROVERS", TRIGGERED_BY)
     run = train(dags, "manual", seed=4)
