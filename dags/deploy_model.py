@@ -10,10 +10,13 @@ SageMaker's endpoint deployment with deployment guardrails, on our FastAPI endpo
 3. **validate_infra** — load the version in a separate, clean process and score its
    stored input example (load time and latency are logged); a failure stops here,
    before the endpoint is touched.
-4. **roll_out** — update the registry's endpoint configuration (aliases `champion`,
-   `canary`, `shadow`), ask every replica to reload, wait until each serves it,
-   smoke-test the live endpoint, then bake `bake_minutes` watching the new version's
-   error rate and p99 latency in `/metrics`:
+4. **roll_out** — record the deployment (a rollback for `version` = `previous` or an
+   older version) in the model's audit trail (`audit/<model>/`: who triggered it, or
+   `system:deploy_model` for an approval's run; version, strategy, previous champion),
+   then update the registry's endpoint configuration (aliases `champion`, `canary`,
+   `shadow`), ask every replica to reload, wait until each serves it, smoke-test the
+   live endpoint, then bake `bake_minutes` watching the new version's error rate and
+   p99 latency in `/metrics`:
    - `all_at_once`: the new version becomes the champion; unhealthy → the previous
      champion is restored;
    - `canary`: it answers `traffic_percent` of requests while baking, then is promoted,
@@ -21,6 +24,9 @@ SageMaker's endpoint deployment with deployment guardrails, on our FastAPI endpo
    - `linear`: like canary, in steps of `traffic_percent` up to 100;
    - `shadow`: it scores a copy of `traffic_percent` of requests, never answers; its
      predictions are captured (variant `shadow`) for comparison.
+
+   An automatic rollback is recorded in the audit trail before it is applied, and a
+   rollout that stops gets a `deployment_failed` record.
 
 **Manual rollback:** trigger with `version` = `previous` (the champion before the
 current one) or a version number, `strategy` = `all_at_once`.
@@ -101,10 +107,10 @@ with DAG(
     # A rollback fails the task without retries (AirflowFailException): a retry must not
     # redeploy the version it just refused. An unreachable replica is retried.
     @task
-    def roll_out(request: dict, checked: dict, infra: dict) -> dict:
+    def roll_out(request: dict, checked: dict, infra: dict, *, dag_run: Any = None) -> dict:
         from include.mlops.airflow.deploy import roll_out
 
-        return roll_out(request, checked, infra)
+        return roll_out(request, checked, infra, dag_run=dag_run)
 
     request = resolve_request()
     checked = check_version(request)

@@ -24,8 +24,10 @@ SageMaker's training jobs + automatic model tuning + Model Registry, on Airflow 
    drift baseline, evaluation report, training spec and the artifact's sha256.
 6. **await_approval** (Required Actions page or REST) → **approve_version** (emits the
    `model_approved` asset) or **record_rejection**. `approval=auto` approves when every
-   gate passed. **report_outcome** logs the version's final status (and fails the run
-   when any step failed).
+   gate passed. Only the users `MLOPS_APPROVERS` names may answer, never the user who
+   triggered a manual run; each decision goes to the model's audit trail
+   (`audit/<model>/`) before the registry changes. **report_outcome** logs the
+   version's final status (and fails the run when any step failed).
 """
 
 from __future__ import annotations
@@ -177,20 +179,20 @@ with DAG(
     )  # fmt: skip
 
     @task(trigger_rule="none_failed_min_one_success", outlets=[assets.model_approved])
-    def approve_version(registered: dict, *, ti: Any, outlet_events: Any) -> dict:
+    def approve_version(registered: dict, *, ti: Any, outlet_events: Any, run_id: str) -> dict:
         from include.mlops.airflow.training import approve
 
         decision = ti.xcom_pull(task_ids="await_approval", key=DECISION_KEY)
-        return approve(registered, decision=decision, outlet_events=outlet_events)
+        return approve(registered, decision=decision, outlet_events=outlet_events, run_id=run_id)
 
     # Runs after approve_version whether that ran or was skipped by a Reject; it acts
     # only on a Reject answer (it also depends on `register`, so `all_skipped` never holds).
     @task(trigger_rule="none_failed")
-    def record_rejection(registered: dict, *, ti: Any) -> dict:
+    def record_rejection(registered: dict, *, ti: Any, run_id: str) -> dict:
         from include.mlops.airflow.training import reject_if_rejected
 
         decision = ti.xcom_pull(task_ids="await_approval", key=DECISION_KEY)
-        return reject_if_rejected(registered, decision=decision)
+        return reject_if_rejected(registered, decision=decision, run_id=run_id)
 
     @task(trigger_rule="none_failed")
     def report_outcome(registered: dict) -> dict:

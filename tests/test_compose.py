@@ -660,6 +660,8 @@ PROFILE_ONLY = frozenset({
     "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "GIT_PYTHON_REFRESH",
     "MLFLOW_BACKEND_STORE_URI",  # compose sets it on the mlflow service, checked above
+    # The stacks' second login (scripts and tests approve with it); compose's logins come from .env.
+    "MLOPS_AIRFLOW_REVIEWER_USER", "MLOPS_AIRFLOW_REVIEWER_PASSWORD",
 })  # fmt: skip
 #: Set by compose only: optional alert connections and knobs with defaults in code, the
 #: explicit auth manager (the default), the S3 twins some clients read, the image's commit,

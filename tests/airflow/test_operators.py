@@ -80,3 +80,87 @@ def test_the_first_try_never_reuses_an_answer(monkeypatch) -> None:
     with pytest.raises(RuntimeError) as raised:
         _operator().execute({"ti": ti, "task_instance": ti})
     assert raised.value is sentinel
+
+
+# -- who may answer: assigned when the request is made ------------------------------------
+class _Run:
+    """What the task context's ``dag_run`` says about who started the run."""
+
+    def __init__(self, run_type: str, user: str | None = None) -> None:
+        self.run_type = run_type
+        self.triggering_user_name = user
+
+
+@pytest.fixture
+def asked(monkeypatch) -> list[dict[str, Any]]:
+    """The requests the operator hands to Airflow's HITLOperator.execute (what it stores)."""
+    requests: list[dict[str, Any]] = []
+
+    def ask(self: Any, context: Any) -> str:
+        requests.append({"assigned_users": self.assigned_users, "body": self.body})
+        return "parked"
+
+    monkeypatch.setattr(ModelApprovalOperator.__mro__[1], "execute", ask)
+    return requests
+
+
+def _ask(run: _Run) -> ModelApprovalOperator:
+    operator = ModelApprovalOperator(task_id="await_approval", subject="Approve m v1?",
+                                     body="| metric | candidate |")  # fmt: skip
+    ti = _TI(try_number=1)
+    operator.execute({"ti": ti, "task_instance": ti, "dag_run": run})
+    return operator
+
+
+def test_a_manual_run_is_assigned_the_listed_approvers_but_its_trigger(
+    monkeypatch, asked, log_lines
+) -> None:
+    monkeypatch.setenv("MLOPS_APPROVERS", "admin, reviewer")
+    _ask(_Run("manual", "admin"))
+    assert asked[0]["assigned_users"] == [{"id": "reviewer", "name": "reviewer"}]
+    body = asked[0]["body"]
+    assert body.startswith("| metric | candidate |")  # the rendered body comes first
+    assert "**Who may answer:** reviewer (from MLOPS_APPROVERS)" in body
+    assert "admin is a listed approver but triggered this run" in body
+    assert log_lines("include.mlops.airflow.operators") == [
+        "only reviewer may answer (MLOPS_APPROVERS); admin triggered the run and may not"
+    ]
+
+
+def test_unattended_runs_are_assigned_every_listed_approver(monkeypatch, asked) -> None:
+    monkeypatch.setenv("MLOPS_APPROVERS", "admin,reviewer")
+    for run_type in ("asset_triggered", "scheduled"):
+        _ask(_Run(run_type, None))
+    assert [a["assigned_users"] for a in asked] == [
+        [{"id": "admin", "name": "admin"}, {"id": "reviewer", "name": "reviewer"}]
+    ] * 2
+
+
+def test_the_setting_is_read_when_the_request_is_made(monkeypatch, asked) -> None:
+    operator = ModelApprovalOperator(task_id="await_approval", subject="Approve m v1?")
+    ti = _TI(try_number=1)
+    for approvers in ("admin,reviewer", "admin,carol"):
+        monkeypatch.setenv("MLOPS_APPROVERS", approvers)
+        operator.execute({"ti": ti, "task_instance": ti, "dag_run": _Run("manual", "admin")})
+    assert [a["assigned_users"][0]["id"] for a in asked] == ["reviewer", "carol"]
+
+
+def test_unset_anyone_may_answer_as_before_and_the_log_says_so(
+    monkeypatch, asked, log_lines
+) -> None:
+    monkeypatch.delenv("MLOPS_APPROVERS", raising=False)
+    _ask(_Run("manual", "admin"))
+    assert asked[0]["assigned_users"] is None
+    assert "MLOPS_APPROVERS is unset" in asked[0]["body"]
+    assert log_lines("include.mlops.airflow.operators") == [
+        "MLOPS_APPROVERS is unset: any user allowed to answer approvals may answer this request"
+    ]
+
+
+def test_no_request_is_made_that_no_one_may_answer(monkeypatch, asked) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("MLOPS_APPROVERS", "admin")
+    with pytest.raises(AirflowFailException, match="admin triggered the run"):
+        _ask(_Run("manual", "admin"))
+    assert asked == []

@@ -159,6 +159,12 @@ def test_linear_walks_the_canary_up_in_steps_then_promotes(
 
 def test_a_canary_that_fails_live_is_rolled_back_to_the_champion(endpoint: Endpoint) -> None:
     rollout(endpoint, 1, version="1").run()
+    seen: list[tuple[str, int | None]] = []
+
+    def before_rollback(why: str) -> None:  # the audit hook: called while the canary serves
+        seen.append((why, read_endpoint_config(endpoint.store.client, "churn").canary))
+        raise OSError("the lake is down")  # ...and its failure must not stop the rollback
+
     crashing = _register_crashing(endpoint.store)
     good = endpoint.store.churn_rows[:40]
     bad = [{**row, "plan": CRASH_PLAN} for row in good]
@@ -182,6 +188,7 @@ def test_a_canary_that_fails_live_is_rolled_back_to_the_champion(endpoint: Endpo
     try:
         run = rollout(endpoint, crashing, version=str(crashing), strategy="canary",
                       traffic_percent=50, bake_minutes=0.5)  # fmt: skip
+        run.before_rollback = before_rollback
         started = time.monotonic()
         with pytest.raises(RolledBackError) as err:
             run.run()
@@ -192,6 +199,8 @@ def test_a_canary_that_fails_live_is_rolled_back_to_the_champion(endpoint: Endpo
     assert time.monotonic() - started < 30, "the bake should stop as soon as errors show"
     config = read_endpoint_config(endpoint.store.client, "churn")
     assert (config.champion, config.canary) == (1, None)
+    [(why, canary_then)] = seen
+    assert "error rate" in why and canary_then == crashing
     assert 500 in answers  # the canary did fail live...
     with httpx.Client(base_url=endpoint.url) as http:  # ...and the champion answers again
         after = http.post("/invocations", json={"dataframe_records": bad[:1]})

@@ -8,8 +8,13 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.mlops.airflow.hooks import LakeHook
+from include.mlops.vocabulary import PREVIOUS
 
 log = logging.getLogger(__name__)
+
+#: Who the audit trail names for deploy_model's own actions (asset-triggered runs,
+#: automatic rollbacks).
+SYSTEM_ACTOR = "system:deploy_model"
 
 
 def resolve_request(params: dict[str, Any], *, dag_run: Any, triggering_asset_events: Any) -> dict:
@@ -72,26 +77,111 @@ def validate_infra(request: dict[str, Any], checked: dict[str, Any]) -> dict:
     return result
 
 
-def roll_out(request: dict[str, Any], checked: dict[str, Any], infra: dict[str, Any]) -> dict:
-    """Update the endpoint per the strategy, bake, and promote or roll back by itself."""
+def roll_out(
+    request: dict[str, Any], checked: dict[str, Any], infra: dict[str, Any], *, dag_run: Any = None
+) -> dict:
+    """Update the endpoint per the strategy, bake, and promote or roll back by itself.
+
+    The model's audit trail gets the deployment (a rollback when it is ``version=previous``
+    or goes back to an older version) before the endpoint changes, an automatic rollback
+    before it is applied, and ``deployment_failed`` when the rollout stops.
+    """
     from include.mlops.deployment.fleet import EndpointFleet, EndpointUnavailableError
     from include.mlops.deployment.request import DeployRequest
     from include.mlops.deployment.rollout import DeploymentError, Rollout
+    from include.mlops.lake.audit import record_event
 
     try:
         fleet = EndpointFleet.from_env()
     except EndpointUnavailableError as exc:
         raise AirflowFailException(str(exc)) from exc
+    hook = LakeHook()
+    lake = hook.get_lake()
+    deploy = DeployRequest(**request)
+    version, previous = int(checked["version"]), checked["previous"]
+    actor = deployed_by(dag_run)
+    details: dict[str, Any] = {
+        "version": version, "strategy": deploy.strategy, "previous_champion": previous,
+        "requested": deploy.version, "run_id": getattr(dag_run, "run_id", None),
+    }  # fmt: skip
+    if deploy.strategy != "all_at_once":
+        details["traffic_percent"] = deploy.traffic_percent
+    event = (
+        "rollback"
+        if is_rollback(deploy.version, deploy.strategy, version, previous)
+        else "deployment"
+    )
+    # Written before the registry's aliases change: no record, no deployment.
+    key = record_event(lake, deploy.model_name, event, actor=actor,
+                       reason=deploy_reason(actor, deploy.version, version, previous, event),
+                       details=details)  # fmt: skip
+    log.info("audit: %s of %s v%s by %s recorded at %s", event, deploy.model_name, version,
+             actor, key)  # fmt: skip
+
+    def before_rollback(why: str) -> None:
+        restored = f"v{previous}" if previous is not None else "nothing (503)"
+        record_event(lake, deploy.model_name, "rollback", actor=SYSTEM_ACTOR,
+                     reason=f"v{version} was unhealthy: {why}; restoring {restored}",
+                     details={**details, "version": previous, "from_version": version,
+                              "automatic": True, "deployed_by": actor})  # fmt: skip
+
     rollout = Rollout(
-        client=LakeHook().get_mlflow_client(), fleet=fleet, request=DeployRequest(**request),
-        version=int(checked["version"]), previous=checked["previous"],
-        payload=infra["payload"], rows=int(infra["rows"]),
+        client=hook.get_mlflow_client(), fleet=fleet, request=deploy,
+        version=version, previous=previous,
+        payload=infra["payload"], rows=int(infra["rows"]), before_rollback=before_rollback,
     )  # fmt: skip
     try:
         served = rollout.run()
-    except EndpointUnavailableError:
-        raise  # the endpoint may come back: the task's retries apply
-    except DeploymentError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    return {"model_name": request["model_name"], "version": int(checked["version"]),
+    except Exception as exc:
+        _record_failure(lake, deploy.model_name, actor, exc, details)
+        if isinstance(exc, EndpointUnavailableError):
+            raise  # the endpoint may come back: the task's retries apply
+        if isinstance(exc, DeploymentError):
+            raise AirflowFailException(str(exc)) from exc
+        raise
+    return {"model_name": request["model_name"], "version": version,
             "strategy": request["strategy"], "serving": served}  # fmt: skip
+
+
+def deployed_by(dag_run: Any) -> str:
+    """The user who triggered a manual run, else ``system:deploy_model``."""
+    if "manual" not in str(getattr(dag_run, "run_type", "") or "").lower():
+        return SYSTEM_ACTOR
+    return str(getattr(dag_run, "triggering_user_name", None) or "unknown user")
+
+
+def is_rollback(requested: str, strategy: str, version: int, previous: int | None) -> bool:
+    """Whether a deployment is a rollback: ``version=previous``, or back to an older version.
+
+    A shadow never is: it changes no answer the endpoint gives.
+    """
+    if strategy == "shadow":
+        return False
+    return requested == PREVIOUS or (previous is not None and version < int(previous))
+
+
+def deploy_reason(
+    actor: str, requested: str, version: int, previous: int | None, event: str
+) -> str:
+    """Why the deployment happens, in the audit trail's words."""
+    if event == "rollback":
+        return f"rollback from v{previous} to v{version} (version={requested})"
+    if actor == SYSTEM_ACTOR:
+        return f"v{version} was approved (model_approved event)"
+    return f"deployed by hand (version={requested})"
+
+
+def _record_failure(
+    lake: Any, model_name: str, actor: str, exc: BaseException, details: dict[str, Any]
+) -> None:
+    """Record ``deployment_failed``; never let the record hide why the rollout stopped."""
+    from include.mlops.lake.audit import record_event
+
+    try:
+        record_event(lake, model_name, "deployment_failed", actor=actor,
+                     reason=f"{type(exc).__name__}: {exc}", details=details)  # fmt: skip
+    except Exception:
+        # A failed record must not turn a rollback (no retry) into a retried task that
+        # would redeploy the version just refused.
+        log.exception("could not record the failed deployment of %s v%s",
+                      model_name, details["version"])  # fmt: skip

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from include.mlops.approvers import Approvers
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,12 @@ class ModelApprovalOperator(ApprovalOperator):
     it for the resumed work finishing early ("state changed externally"), and retries
     the task, whose new request would erase the answer. A retry therefore first looks
     for an answer to the request it inherited and, if there is one, resumes with it.
+
+    Who may answer is decided when the request is made, not when the DAG is parsed
+    (the setting may change): the users ``MLOPS_APPROVERS`` lists, less the user who
+    triggered a manual run, become the request's ``assigned_users`` (Airflow answers
+    anyone else with 403), and the body says who they are and why. With the setting
+    unset anyone may answer, as before; a request no one may answer is never made.
     """
 
     def execute(self, context: Any) -> Any:
@@ -40,7 +50,34 @@ class ModelApprovalOperator(ApprovalOperator):
                     answer["responded_at"],
                 )  # fmt: skip
                 return self.execute_complete(context, answer)
+        self._assign_approvers(approvers_for(context.get("dag_run")))
         return super().execute(context)
+
+    def _assign_approvers(self, approvers: Approvers) -> None:
+        """The request's ``assigned_users`` and the body's note on who may answer."""
+        from airflow.sdk.execution_time.hitl import HITLUser
+
+        from include.mlops.approvers import APPROVERS_ENV, NoApproverError
+
+        try:  # resolve_request refused this already, unless the setting changed since
+            approvers.require_someone()
+        except NoApproverError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if approvers.restricted:
+            # SimpleAuthManager's user id is the user name.
+            self.assigned_users = [HITLUser(id=name, name=name) for name in approvers.eligible]
+            excluded = approvers.excluded
+            log.info(
+                "only %s may answer (%s)%s", ", ".join(approvers.eligible), APPROVERS_ENV,
+                f"; {excluded} triggered the run and may not" if excluded else "",
+            )  # fmt: skip
+        else:
+            self.assigned_users = None
+            log.info(
+                "%s is unset: any user allowed to answer approvals may answer this request",
+                APPROVERS_ENV,
+            )
+        self.body = f"{self.body or ''}\n\n{approvers.explanation()}".lstrip()
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if "error" not in event:
@@ -60,6 +97,19 @@ class ModelApprovalOperator(ApprovalOperator):
                 },
             )
         return super().execute_complete(context, event)
+
+
+def approvers_for(dag_run: Any) -> Approvers:
+    """Who may answer this run's approval request (``MLOPS_APPROVERS``, read now).
+
+    A manual run's triggering user is left out (separation of duties); runs started by
+    the schedule or an asset event have no such user.
+    """
+    from include.mlops.approvers import approvers_for_run
+
+    manual = "manual" in str(getattr(dag_run, "run_type", "") or "").lower()
+    user = getattr(dag_run, "triggering_user_name", None)
+    return approvers_for_run(manual=manual, triggered_by=str(user) if user else None)
 
 
 def _answer_already_given(ti_id: Any) -> dict[str, Any] | None:

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.mlops.airflow.hooks import LakeHook
+from include.mlops.airflow.operators import approvers_for
 
 if TYPE_CHECKING:
-    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.handoffs import PreparedData, RegisteredVersion, TuningHandle
     from include.mlops.training.request import TrainingRequest
 
 log = logging.getLogger(__name__)
@@ -26,19 +27,24 @@ def resolve_request(
     """Validate a manual run's params; for a scheduled/asset run, the champion's spec.
 
     A run not started by hand retrains the current champion with its stored training
-    spec on the newest snapshot; with no champion yet there is nothing to retrain.
+    spec on the newest snapshot; with no champion yet there is nothing to retrain. A
+    manual run that would wait for an approval no one may give (``MLOPS_APPROVERS``
+    names only the user who triggered it) is refused here, before any work.
     """
+    from include.mlops.approvers import NoApproverError
     from include.mlops.training.request import TrainingRequest, TrainingRequestError
 
     run_type = str(getattr(dag_run, "run_type", "manual")).lower()
     try:
         if "manual" in run_type:
             request = TrainingRequest.from_params(params)
+            if request.approval == "manual":
+                approvers_for(dag_run).require_someone()
             request.check_columns(_dataset_columns(request.dataset))
             log.info("manual run: %s", request.to_dict())
             return request.to_dict()
         return _retrain_request(params, triggering_asset_events, dag_run=dag_run, ti=ti)
-    except TrainingRequestError as exc:
+    except (TrainingRequestError, NoApproverError) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -197,15 +203,24 @@ def register(
 
 
 def approve(
-    registered: dict[str, Any], *, decision: dict[str, Any] | None, outlet_events: Any
+    registered: dict[str, Any],
+    *,
+    decision: dict[str, Any] | None,
+    outlet_events: Any,
+    run_id: str | None = None,
 ) -> dict:
-    """Tag the version Approved and announce it (deploy schedules on the event)."""
+    """Tag the version Approved and announce it (deploy schedules on the event).
+
+    The audit trail gets the approval first: the responding user and their comment, or
+    ``system:train_model`` for ``approval=auto``.
+    """
     from include.mlops.airflow.assets import model_approved
     from include.mlops.registry import approve_version
     from include.mlops.training.handoffs import RegisteredVersion
 
     version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
+    _audit_decision(version, "approval", decision, run_id=run_id)
     approve_version(
         LakeHook().get_mlflow_client(),
         version.model_name,
@@ -221,9 +236,12 @@ def approve(
 
 
 def reject_if_rejected(
-    registered: dict[str, Any] | None, *, decision: dict[str, Any] | None
+    registered: dict[str, Any] | None,
+    *,
+    decision: dict[str, Any] | None,
+    run_id: str | None = None,
 ) -> dict:
-    """Tag Rejected when the approver chose Reject; otherwise nothing to do."""
+    """Tag Rejected when the approver chose Reject (audited first); otherwise nothing to do."""
     from include.mlops.registry import reject_version
     from include.mlops.training.handoffs import RegisteredVersion
 
@@ -231,6 +249,7 @@ def reject_if_rejected(
         raise AirflowSkipException("no rejection to record")
     version = RegisteredVersion.from_dict(registered)
     actor, comment = _decided_by(decision)
+    _audit_decision(version, "rejection", decision, run_id=run_id)
     reject_version(
         LakeHook().get_mlflow_client(),
         version.model_name,
@@ -246,6 +265,29 @@ def _decided_by(decision: dict[str, Any] | None) -> tuple[str, str | None]:
     if not decision:
         return "auto (every gate passed)", None
     return str(decision.get("user") or "unknown"), decision.get("comment")
+
+
+#: Who the audit trail names for train_model's own decisions (approval=auto).
+SYSTEM_ACTOR = "system:train_model"
+
+
+def _audit_decision(
+    version: RegisteredVersion, event: str, decision: dict[str, Any] | None, *, run_id: str | None
+) -> None:
+    """Append the decision to the model's audit trail, before the registry changes."""
+    from include.mlops.lake.audit import record_event
+
+    if decision:
+        actor, reason = str(decision.get("user") or "unknown"), decision.get("comment")
+    else:
+        actor, reason = SYSTEM_ACTOR, "every gate passed"
+    details = {"version": version.version, "run_id": run_id, "mlflow_run_id": version.run_id}
+    if decision and decision.get("responded_at"):
+        details["responded_at"] = decision["responded_at"]
+    key = record_event(LakeHook().get_lake(), version.model_name, event, actor=actor,
+                       reason=reason, details=details)  # fmt: skip
+    log.info("audit: %s of %s v%s by %s recorded at %s", event, version.model_name,
+             version.version, actor, key)  # fmt: skip
 
 
 def outcome(registered: dict[str, Any] | None) -> dict:

@@ -195,6 +195,10 @@ class Rollout:
     payload: Mapping[str, Any]
     rows: int
     converge_timeout: float = 180.0
+    #: Called with the reason before an unhealthy version is rolled back (the audit
+    #: trail). Its failure is logged and the rollback goes ahead: an unhealthy version
+    #: must not keep serving because a record could not be written.
+    before_rollback: Callable[[str], None] | None = None
 
     def run(self) -> dict[str, Any]:
         """Roll out per the strategy; returns what the endpoint serves at the end.
@@ -271,6 +275,12 @@ class Rollout:
         if healthy:
             return
         log.info("v%s is unhealthy (%s); rolling back", self.version, why)
+        if self.before_rollback is not None:
+            try:
+                self.before_rollback(why)
+            except Exception:
+                log.exception("could not record the rollback of v%s; rolling back anyway",
+                              self.version)  # fmt: skip
         undo()
         raise RolledBackError(
             f"deployment of {self.request.model_name} v{self.version} "

@@ -64,6 +64,10 @@ PROCESS_IDENTITIES = {
     "model-server": "model-server",
     "airflow-api-server": "ui",
 }
+#: A second Airflow user (role ``user``) who may approve versions; password per install.
+REVIEWER_USER = "reviewer"
+#: Who may answer approval requests (MLOPS_APPROVERS): never the user who triggered a manual run.
+APPROVERS = f"{ADMIN_USER},{REVIEWER_USER}"
 #: Concurrent task instances of the embedded stack's LocalExecutor (README, "What runs where").
 PARALLELISM = 8
 #: Celery workers of the scaled profile, and task slots per worker.
@@ -190,6 +194,8 @@ def secrets_for(config: StackConfig) -> dict[str, str]:
             f"s3_{name.replace('-', '_')}_secret": lambda: secrets.token_hex(20)
             for name in STORE_GRANTS
         },
+        # The Airflow login of the second approver.
+        "reviewer_password": lambda: secrets.token_urlsafe(12),
     }
     values: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
     missing = [key for key in generators if key not in values]
@@ -277,6 +283,9 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "MLOPS_AIRFLOW_URL": config.airflow_url,
         "MLOPS_AIRFLOW_USER": ADMIN_USER,
         "MLOPS_AIRFLOW_PASSWORD": ADMIN_PASSWORD,
+        "MLOPS_AIRFLOW_REVIEWER_USER": REVIEWER_USER,
+        "MLOPS_AIRFLOW_REVIEWER_PASSWORD": secret["reviewer_password"],
+        "MLOPS_APPROVERS": APPROVERS,
         "MLOPS_STACK_DIR": str(config.state_dir),
         # The airflow CLI in the user's shell must agree with the running stack.
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -286,7 +295,7 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{REVIEWER_USER}:user",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{config.airflow_url}/execution/",
         # Task instances name the worker that ran them (MLOPS_WORKER_HOSTNAME when set).
@@ -339,6 +348,8 @@ _ONLY_FOR = {
     "MLOPS_OPTUNA_STORAGE": "airflow",
     "MLOPS_PII_SALT": "airflow",
     "MLFLOW_BACKEND_STORE_URI": "mlflow",
+    # a person's login: the user's shell only, no process of the stack
+    "MLOPS_AIRFLOW_REVIEWER_PASSWORD": "person",
 }
 
 

@@ -24,6 +24,7 @@ from include.mlops.stack.config import (
     ADMIN_PASSWORD,
     ADMIN_USER,
     REPO,
+    REVIEWER_USER,
     STORE_GRANTS,
     StackConfig,
     client_env,
@@ -97,7 +98,7 @@ def up(config: StackConfig, *, airflow: bool = True, endpoint: bool = True) -> d
         )
         config.airflow_home.mkdir(parents=True, exist_ok=True)
         (config.airflow_home / "passwords.json").write_text(
-            json.dumps({ADMIN_USER: ADMIN_PASSWORD})
+            json.dumps({ADMIN_USER: ADMIN_PASSWORD, REVIEWER_USER: secret["reviewer_password"]})
         )
         waits.append(
             airflow_components.start_components(

@@ -32,6 +32,14 @@ _STATUS_CLASS = {
     "Rejected": "bad",
 }
 _SCHEMA_KEYS = ("name", "type", "nullable", "pii")
+_EVENT_CLASS = {
+    "approval": "ok",
+    "deployment": "ok",
+    "rejection": "bad",
+    "deployment_failed": "bad",
+    "rollback": "warn",
+    "key_revoked": "warn",
+}
 
 
 @dataclass(frozen=True)
@@ -97,8 +105,8 @@ def _page(template: str, title: str, ctx: PageContext, *, active: str = "", **da
     )
 
 
-def _when(text: str | None) -> str:
-    """An ISO timestamp as ``YYYY-MM-DD HH:MM UTC`` (other text unchanged)."""
+def _when(text: str | None, seconds: bool = False) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM[:SS] UTC`` (other text unchanged)."""
     if not text:
         return "—"
     try:
@@ -107,7 +115,8 @@ def _when(text: str | None) -> str:
         return text
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(dt.UTC)
-    return stamp.strftime("%Y-%m-%d %H:%M") + (" UTC" if stamp.tzinfo else "")
+    shown = stamp.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return shown + (" UTC" if stamp.tzinfo else "")
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -141,6 +150,7 @@ def models_page(models: Sequence[ModelSummary], ctx: PageContext) -> str:
         models=models,
         variants=_variants,
         status_class=_STATUS_CLASS,
+        event_class=_EVENT_CLASS,
         version_links=version_links,
     )
 

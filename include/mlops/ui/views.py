@@ -1,7 +1,8 @@
 """What the three views show, gathered from the registry and the lake (no HTML here).
 
 - :func:`registry_overview`: every registered model, its versions (approval status,
-  objective metric, data snapshot, run) and which version each endpoint variant serves.
+  objective metric, data snapshot, run), which version each endpoint variant serves,
+  and the newest events of its audit trail (``audit/<model>/``: who did what, when, why).
 - :func:`monitoring_overview`: per model, the monitoring runs' ``report.json`` files read
   generically per the docs/design.md contract (drift flag, per-feature scores, violations).
 - :func:`lake_overview` / :func:`dataset_detail`: the catalog's datasets with their
@@ -25,12 +26,15 @@ from include.mlops.vocabulary import PENDING
 if TYPE_CHECKING:
     import mlflow
 
+    from include.mlops.lake.audit import AuditRecord
     from include.mlops.lake.store import Lake
 
 log = logging.getLogger(__name__)
 
 #: Monitoring runs read per model for the trend (newest first by object time).
 DEFAULT_MONITORING_RUNS = 30
+#: Audit events shown per model in the Models view (the newest).
+DEFAULT_AUDIT_EVENTS = 10
 
 
 # -- registry --------------------------------------------------------------------------
@@ -85,6 +89,8 @@ class ModelSummary:
     endpoint: EndpointRow
     versions: list[VersionRow]
     error: str | None = None
+    audit: list[AuditRecord] = field(default_factory=list)
+    audit_error: str | None = None
 
     @property
     def pending(self) -> int:
@@ -134,12 +140,19 @@ def _aliases_only(client: mlflow.MlflowClient) -> dict[str, EndpointRow]:
     return rows
 
 
-def registry_overview(client: mlflow.MlflowClient, lake: Lake | None = None) -> list[ModelSummary]:
+def registry_overview(
+    client: mlflow.MlflowClient,
+    lake: Lake | None = None,
+    *,
+    audit_events: int = DEFAULT_AUDIT_EVENTS,
+) -> list[ModelSummary]:
     """Every registered model with its versions and endpoint variants, sorted by name.
 
     Args:
         client: MLflow client (tracking + registry).
-        lake: The lake, to find each version's evaluation report (optional).
+        lake: The lake, to find each version's evaluation report and the model's audit
+            trail (optional).
+        audit_events: How many of the newest audit events to read per model.
 
     Returns:
         One summary per model; a model whose versions cannot be read carries ``error``.
@@ -152,10 +165,12 @@ def registry_overview(client: mlflow.MlflowClient, lake: Lake | None = None) -> 
         endpoint = endpoints[name]
         served = endpoint.serving()
         reports = _evaluation_reports(lake, name)
+        audit, audit_error = _audit_trail(lake, name, audit_events)
         try:
             infos = list_versions(client, name)
         except RegistryError as exc:
-            summaries.append(ModelSummary(name, endpoint, [], error=str(exc)))
+            summaries.append(ModelSummary(name, endpoint, [], error=str(exc), audit=audit,
+                                          audit_error=audit_error))  # fmt: skip
             continue
         rows = []
         for info in infos:
@@ -178,8 +193,23 @@ def registry_overview(client: mlflow.MlflowClient, lake: Lake | None = None) -> 
                     bias=_json_tag(tags.get("bias_summary")),
                 )
             )
-        summaries.append(ModelSummary(name, endpoint, rows))
+        summaries.append(ModelSummary(name, endpoint, rows, audit=audit, audit_error=audit_error))
     return summaries
+
+
+def _audit_trail(
+    lake: Lake | None, model_name: str, limit: int
+) -> tuple[list[AuditRecord], str | None]:
+    """The model's newest audit events, or why they could not be read."""
+    from include.mlops.lake.audit import read_events
+
+    if lake is None:
+        return [], None
+    try:
+        return read_events(lake, model_name, limit=limit), None
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("audit trail of %s is unreadable: %s", model_name, exc)
+        return [], f"The audit trail could not be read: {exc}"
 
 
 def _evaluation_reports(lake: Lake | None, model_name: str) -> dict[str, str]:
