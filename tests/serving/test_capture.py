@@ -152,6 +152,7 @@ def test_rows_appear_only_after_flush_with_exact_values(lake: Lake) -> None:
             "variant",
             "prediction",
             "probability",
+            "caller",
             "feature.age",
             "feature.plan",
         ]
