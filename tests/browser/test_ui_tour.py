@@ -34,13 +34,18 @@ def seeded(
 ) -> dict[str, Any]:
     """One ingested churn day, a training run on its way to approval, monitoring reports."""
     from include.mlops.lake import Lake
-    from include.mlops.stack import settings_for
+    from include.mlops.stack import client_env, settings_for
 
     folder = tmp_path_factory.mktemp("landing")
     started = time.monotonic()
     ingest_run = seed.ingest_day(client, folder)
     ingested = time.monotonic() - started
-    train_run = seed.start_training(client)
+    # Triggered by the reviewer, so admin (signed in below) may approve it: a manual run's
+    # trigger may not approve its own version.
+    env = client_env(stack)
+    reviewer = AirflowClient(stack.airflow_url, env["MLOPS_AIRFLOW_REVIEWER_USER"],
+                             env["MLOPS_AIRFLOW_REVIEWER_PASSWORD"])  # fmt: skip
+    train_run = seed.start_training(reviewer)
     lake = Lake.from_settings(settings_for(stack))
     seed.write_monitoring_runs(lake)
     return {"ingest_run": ingest_run, "train_run": train_run, "folder": folder, "lake": lake,

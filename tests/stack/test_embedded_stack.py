@@ -262,6 +262,17 @@ def _train(
     return client, client.trigger("train_model", conf)
 
 
+def _reviewer(stack: StackConfig) -> AirflowClient:
+    """The second approver (MLOPS_APPROVERS=admin,reviewer): who answers a run admin
+    triggered by hand, since its trigger may not approve it."""
+    env = client_env(stack)
+    return AirflowClient(
+        stack.airflow_url,
+        env["MLOPS_AIRFLOW_REVIEWER_USER"],
+        env["MLOPS_AIRFLOW_REVIEWER_PASSWORD"],
+    )
+
+
 def _version_status(stack: StackConfig, version: str, model: str = "stack_churn") -> str:
     from include.mlops.registry import get_version
 
@@ -276,8 +287,8 @@ def test_manual_approval_through_the_rest_api(stack: StackConfig) -> None:
     assert "roc_auc" in request["body"] and "candidate" in request["body"]
     version = client.xcom("train_model", run_id, "register")["version"]
     assert _version_status(stack, version) == "PendingManualApproval"
-    client.answer("train_model", run_id, "await_approval", "Approve",
-                  params_input={"comment": "looks good"})  # fmt: skip
+    _reviewer(stack).answer("train_model", run_id, "await_approval", "Approve",
+                            params_input={"comment": "looks good"})  # fmt: skip
     assert client.wait("train_model", run_id, timeout=300) == "success"
     states = {t["task_id"]: t["state"] for t in client.task_instances("train_model", run_id)}
     assert states["approve_version"] == "success" and states["record_rejection"] == "skipped"
@@ -285,7 +296,7 @@ def test_manual_approval_through_the_rest_api(stack: StackConfig) -> None:
     from include.mlops.registry import get_version
 
     tags = get_version(stack.mlflow_url, "stack_churn", version).tags
-    assert (tags["approved_by"], tags["approval_comment"]) == ("admin", "looks good")
+    assert (tags["approved_by"], tags["approval_comment"]) == ("reviewer", "looks good")
 
 
 def test_rejected_run_tags_rejected_and_emits_nothing(stack: StackConfig) -> None:
@@ -295,8 +306,8 @@ def test_rejected_run_tags_rejected_and_emits_nothing(stack: StackConfig) -> Non
     client, run_id = _train(stack, "manual", seed=2, model=model)
     client.wait_for_approval("train_model", run_id, timeout=600)
     version = client.xcom("train_model", run_id, "register")["version"]
-    client.answer("train_model", run_id, "await_approval", "Reject",
-                  params_input={"comment": "not convinced"})  # fmt: skip
+    _reviewer(stack).answer("train_model", run_id, "await_approval", "Reject",
+                            params_input={"comment": "not convinced"})  # fmt: skip
     assert client.wait("train_model", run_id, timeout=300) == "success"
     states = {t["task_id"]: t["state"] for t in client.task_instances("train_model", run_id)}
     assert states["approve_version"] == "skipped" and states["record_rejection"] == "success"
@@ -304,7 +315,7 @@ def test_rejected_run_tags_rejected_and_emits_nothing(stack: StackConfig) -> Non
     from include.mlops.registry import get_version
 
     tags = get_version(stack.mlflow_url, model, version).tags
-    assert (tags["rejected_by"], tags["approval_comment"]) == ("admin", "not convinced")
+    assert (tags["rejected_by"], tags["approval_comment"]) == ("reviewer", "not convinced")
     events = client.request("GET", "/api/v2/assets/events?limit=100")["asset_events"]
     approved = [e for e in events if (e.get("extra") or {}).get("version") == version
                 and (e.get("extra") or {}).get("model_name") == model]  # fmt: skip
