@@ -92,9 +92,12 @@ def test_every_component_has_its_own_postgres_database(stack: StackConfig) -> No
 
 def test_endpoint_answers_metrics_and_admin_config(stack: StackConfig) -> None:
     """`make up` starts the model endpoint after MLflow, pointed at the stack's registry."""
-    with urllib.request.urlopen(f"{stack.endpoint_url}/metrics", timeout=10) as metrics:
-        assert b"mlops_requests_total" in metrics.read()
     token = client_env(stack)["MLOPS_ENDPOINT_ADMIN_TOKEN"]
+    scrape = urllib.request.Request(  # a key or the admin token (README, "API keys")
+        f"{stack.endpoint_url}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(scrape, timeout=10) as metrics:
+        assert b"mlops_requests_total" in metrics.read()
     request = urllib.request.Request(
         f"{stack.endpoint_url}/admin/config", headers={"Authorization": f"Bearer {token}"}
     )
