@@ -57,12 +57,12 @@ def test_a_retry_without_an_answer_asks_again(monkeypatch) -> None:
     monkeypatch.setattr(
         "airflow.sdk.execution_time.hitl.get_hitl_detail_content_detail", lambda ti_id: unanswered
     )
-    assert operators._answer_already_given("x") is None
+    assert operators._answer_already_given(_TI(try_number=2)) is None
     monkeypatch.setattr(
         "airflow.sdk.execution_time.hitl.get_hitl_detail_content_detail",
         lambda ti_id: (_ for _ in ()).throw(RuntimeError("404: no request")),
     )
-    assert operators._answer_already_given("x") is None
+    assert operators._answer_already_given(_TI(try_number=2)) is None
 
 
 def test_the_first_try_never_reuses_an_answer(monkeypatch) -> None:

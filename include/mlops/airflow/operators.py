@@ -42,7 +42,7 @@ class ModelApprovalOperator(ApprovalOperator):
     def execute(self, context: Any) -> Any:
         ti = context["ti"]
         if int(getattr(ti, "try_number", 1) or 1) > 1:
-            answer = _answer_already_given(ti.id)
+            answer = _answer_already_given(ti)
             if answer is not None:
                 log.info(
                     "try %s resumes with the answer given before it started: %s by %s at %s",
@@ -112,14 +112,20 @@ def approvers_for(dag_run: Any) -> Approvers:
     return approvers_for_run(manual=manual, triggered_by=str(user) if user else None)
 
 
-def _answer_already_given(ti_id: Any) -> dict[str, Any] | None:
-    """The response stored for this task instance's request, as a resume event, if any."""
+def _answer_already_given(ti: Any) -> dict[str, Any] | None:
+    """The response stored for this task instance's request, as a resume event, if any.
+
+    Asked through the task supervisor where it serves HITL reads (``dag.test()``); the
+    3.3.2 supervisor of the executors answers that request "Unhandled", so otherwise
+    through the REST API with the pipeline's Airflow login (``MLOPS_AIRFLOW_URL``,
+    ``MLOPS_AIRFLOW_USER``, ``MLOPS_AIRFLOW_PASSWORD``, set on every stack).
+    """
     from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
 
     try:
-        detail = get_hitl_detail_content_detail(ti_id)
-    except Exception:  # no request yet (the first try never got that far)
-        return None
+        detail = get_hitl_detail_content_detail(ti.id)
+    except Exception:  # no request yet, or a supervisor that cannot read one
+        return _answer_over_rest(ti)
     if not detail.response_received or not detail.chosen_options:
         return None
     user = detail.responded_by_user
@@ -128,4 +134,39 @@ def _answer_already_given(ti_id: Any) -> dict[str, Any] | None:
         "params_input": detail.params_input or {},
         "responded_at": detail.responded_at,
         "responded_by_user": user.model_dump() if user is not None else None,
+    }
+
+
+def _answer_over_rest(ti: Any) -> dict[str, Any] | None:
+    """The same read through ``GET .../hitlDetails`` (None without a login or an answer)."""
+    import os
+    import urllib.parse
+    from datetime import datetime
+
+    from include.mlops.stack.airflow_api import AirflowClient
+
+    url, user, password = (
+        os.environ.get(f"MLOPS_AIRFLOW_{k}") for k in ("URL", "USER", "PASSWORD")
+    )
+    if not (url and user and password):
+        return None
+    run_id = urllib.parse.quote(str(ti.run_id), safe="")
+    map_index = getattr(ti, "map_index", -1)
+    path = (f"/api/v2/dags/{ti.dag_id}/dagRuns/{run_id}/taskInstances/{ti.task_id}/"
+            f"{-1 if map_index is None else map_index}/hitlDetails")  # fmt: skip
+    try:
+        detail = AirflowClient(url, user, password).request("GET", path)
+    except Exception as error:  # no request yet (404), or the API is unreachable
+        log.info("no earlier answer found through the REST API: %s", error)
+        return None
+    if not detail.get("response_received") or not detail.get("chosen_options"):
+        return None
+    responded_at = detail.get("responded_at")
+    return {
+        "chosen_options": list(detail["chosen_options"]),
+        "params_input": detail.get("params_input") or {},
+        "responded_at": datetime.fromisoformat(str(responded_at).replace("Z", "+00:00"))
+        if responded_at
+        else None,
+        "responded_by_user": detail.get("responded_by_user"),
     }
