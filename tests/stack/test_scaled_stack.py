@@ -135,7 +135,9 @@ def test_training_spreads_over_both_workers_and_survives_a_killed_one(
         assert time.monotonic() < deadline, "tune task 0 never started"
         time.sleep(1)
     tuning = client.xcom("train_model", run, "prepare_data", key="tuning")
-    study = optuna.load_study(study_name=tuning["study_name"], storage=tuning["storage_url"])
+    study = optuna.load_study(
+        study_name=tuning["study_name"], storage=client_env(stack)["MLOPS_OPTUNA_STORAGE"]
+    )
     while not any(
         t.state.name == "RUNNING" and t.user_attrs.get("worker") == 0 for t in study.trials
     ):
@@ -147,7 +149,7 @@ def test_training_spreads_over_both_workers_and_survives_a_killed_one(
     _kill(stack, victim)
     # The trials the lost host was running: they die with it.
     lost = {t.number for t in optuna.load_study(
-        study_name=tuning["study_name"], storage=tuning["storage_url"]).trials
+        study_name=tuning["study_name"], storage=client_env(stack)["MLOPS_OPTUNA_STORAGE"]).trials
         if t.state.name == "RUNNING" and t.user_attrs.get("worker") in on_victim}  # fmt: skip
     assert lost
 
@@ -167,7 +169,7 @@ def test_training_spreads_over_both_workers_and_survives_a_killed_one(
              for t in client.task_tries("train_model", run, "tune", map_index=i)}  # fmt: skip
     assert hosts == {"celery-worker-1", "celery-worker-2"}, hosts
     trials = optuna.load_study(
-        study_name=tuning["study_name"], storage=tuning["storage_url"]
+        study_name=tuning["study_name"], storage=client_env(stack)["MLOPS_OPTUNA_STORAGE"]
     ).trials
     states = [t.state.name for t in trials]
     assert len(trials) == max_trials and "RUNNING" not in states, states

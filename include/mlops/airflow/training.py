@@ -127,6 +127,24 @@ def optuna_storage() -> str:
         raise AirflowFailException(str(exc)) from exc
 
 
+def _tuning(tuning: dict[str, Any]) -> TuningHandle:
+    """The hand-off with the study database's URL from this worker's environment (the
+    XCom carries it with the password masked), checked to name the same database."""
+    import dataclasses
+
+    from include.mlops.training.handoffs import TuningHandle
+    from include.mlops.tuning.study import public_url
+
+    handle = TuningHandle.from_dict(tuning)
+    url = optuna_storage()
+    if public_url(url) != handle.storage_url:
+        raise AirflowFailException(
+            f"this worker's MLOPS_OPTUNA_STORAGE ({public_url(url)}) is not the database of "
+            f"study {handle.study_name!r} ({handle.storage_url})"
+        )
+    return dataclasses.replace(handle, storage_url=url)
+
+
 def begin_tuning(request: TrainingRequest, prepared: PreparedData, *, run_id: str) -> TuningHandle:
     from include.mlops.workflows.training import start_tuning
 
@@ -153,14 +171,14 @@ def prepare_and_open_study(request: dict[str, Any], *, run_id: str) -> dict:
 def tune(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], worker: int
 ) -> dict:
-    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.handoffs import PreparedData
     from include.mlops.training.request import TrainingRequest
     from include.mlops.workflows.training import tune_worker
 
     hook = LakeHook()
     return tune_worker(
         hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
-        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), worker=worker,
+        PreparedData.from_dict(prepared), _tuning(tuning), worker=worker,
     ).to_dict()  # fmt: skip
 
 
@@ -168,7 +186,7 @@ def evaluate(
     request: dict[str, Any], prepared: dict[str, Any], tuning: dict[str, Any], *, run_id: str
 ) -> dict:
     from include.mlops.evaluation.gates import ModelGateError
-    from include.mlops.training.handoffs import PreparedData, TuningHandle
+    from include.mlops.training.handoffs import PreparedData
     from include.mlops.training.request import TrainingRequest
     from include.mlops.tuning.worker import TuningFailedError
     from include.mlops.workflows.training import evaluate_candidate
@@ -177,7 +195,7 @@ def evaluate(
     try:
         evaluation = evaluate_candidate(
             hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
-            PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning), run_id=run_id,
+            PreparedData.from_dict(prepared), _tuning(tuning), run_id=run_id,
         )  # fmt: skip
     except (ModelGateError, TuningFailedError) as exc:
         raise AirflowFailException(str(exc)) from exc
@@ -190,14 +208,14 @@ def register(
     tuning: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict:
-    from include.mlops.training.handoffs import CandidateEvaluation, PreparedData, TuningHandle
+    from include.mlops.training.handoffs import CandidateEvaluation, PreparedData
     from include.mlops.training.request import TrainingRequest
     from include.mlops.workflows.training import register_version
 
     hook = LakeHook()
     return register_version(
         hook.get_lake(), hook.get_mlflow_client(), TrainingRequest.from_params(request),
-        PreparedData.from_dict(prepared), TuningHandle.from_dict(tuning),
+        PreparedData.from_dict(prepared), _tuning(tuning),
         CandidateEvaluation.from_dict(evaluation),
     ).to_dict()  # fmt: skip
 

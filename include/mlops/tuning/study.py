@@ -420,6 +420,13 @@ def storage_url_from_env(
     return url
 
 
+def public_url(url: str) -> str:
+    """The URL with its password masked: what may be logged or passed between tasks."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def open_storage(storage_url: str) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage, tuned for several writer processes.
 

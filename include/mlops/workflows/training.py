@@ -183,7 +183,7 @@ def start_tuning(
 ) -> TuningHandle:
     """Create the shared study and the MLflow tuning run trials hang under."""
     from include.mlops.tracking.mlflow_runs import ensure_experiment, start_parent_run
-    from include.mlops.tuning.study import create_or_load_study
+    from include.mlops.tuning.study import create_or_load_study, public_url
 
     spec = tuning_spec(request, prepared.problem_type)
     study_name = f"{request.model_name}-{safe_run_id(run_id)}"
@@ -201,7 +201,7 @@ def start_tuning(
     )  # fmt: skip
     return TuningHandle(
         study_name=study_name,
-        storage_url=storage_url,
+        storage_url=public_url(storage_url),  # the XCom never carries the password
         experiment_id=experiment_id,
         parent_run_id=parent,
         deadline=time.time() + 60 * request.timeout_minutes,
