@@ -70,11 +70,15 @@ def _ingest(client: AirflowClient, folder: Path, partition: str, seed: int) -> N
     assert client.wait("lake_ingest", run, timeout=600) == "success"
 
 
-def _champion_served(url: str, model: str) -> int | None:
-    """The version a replica serves as the endpoint's champion (GET /endpoints)."""
+def _champion_served(url: str, model: str, token: str) -> int | None:
+    """The version a replica serves as the endpoint's champion (GET /endpoints: a key or
+    the admin token)."""
     import json
 
-    with urllib.request.urlopen(f"{url}/endpoints", timeout=10) as response:
+    request = urllib.request.Request(
+        f"{url}/endpoints", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         body = json.loads(response.read())
     served = body["endpoints"].get(model) or {}
     return served.get("champion")
@@ -192,7 +196,10 @@ def test_the_approved_version_is_deployed_to_both_replicas(
         assert time.monotonic() < deadline, "the approved version was never deployed"
         time.sleep(3)
     for url in stack.endpoint_urls:
-        assert _champion_served(url, MODEL) == current.version, url
+        assert (
+            _champion_served(url, MODEL, client_env(stack)["MLOPS_ENDPOINT_ADMIN_TOKEN"])
+            == current.version
+        ), url
 
 
 def test_with_a_volume_server_down_ingest_monitor_and_retrain_still_work(
@@ -231,7 +238,10 @@ def test_with_a_volume_server_down_ingest_monitor_and_retrain_still_work(
     second = champion(stack.mlflow_url, MODEL)
     assert second is not None and second.version != first.version
     for url in stack.endpoint_urls:
-        assert _champion_served(url, MODEL) == second.version, url
+        assert (
+            _champion_served(url, MODEL, client_env(stack)["MLOPS_ENDPOINT_ADMIN_TOKEN"])
+            == second.version
+        ), url
     up(stack)
     assert all(status(stack).values())
 
