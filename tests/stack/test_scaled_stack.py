@@ -268,6 +268,9 @@ def test_a_dead_replica_the_other_answers_and_deploy_names_it(
     assert failed, "a task should name the dead replica"
     log = client.task_log("deploy_model", run, failed[0]["task_id"], failed[0]["try_number"])
     assert dead in log, log[-2000:]
-    assert _champion_served(alive, MODEL) == current.version  # still serving
+    assert (
+        _champion_served(alive, MODEL, client_env(stack)["MLOPS_ENDPOINT_ADMIN_TOKEN"])
+        == current.version
+    )  # still serving
     up(stack)
     assert all(status(stack).values())
