@@ -8,6 +8,7 @@ accounts for every captured row and every label (:class:`FeedbackResult`).
 from include.mlops.feedback.build import (
     FeedbackError,
     FeedbackResult,
+    NoChampionError,
     build_feedback,
     feedback_schema,
     materialise_feedback,
@@ -16,6 +17,7 @@ from include.mlops.feedback.build import (
 __all__ = [
     "FeedbackError",
     "FeedbackResult",
+    "NoChampionError",
     "build_feedback",
     "feedback_schema",
     "materialise_feedback",

@@ -76,7 +76,13 @@ CAPTURE_END = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class FeedbackError(Exception):
-    """Feedback cannot be built (no champion, no training spec, no catalogued dataset)."""
+    """Feedback cannot be built from what is there (no training spec, a dataset not
+    catalogued, a needed column missing)."""
+
+
+class NoChampionError(FeedbackError):
+    """The model serves no champion yet: the training columns are unknown. Not a fault:
+    the labels stay in ``<model>_ground_truth`` for the next build."""
 
 
 @dataclass
@@ -234,14 +240,16 @@ def build_feedback(
         The result (see :func:`materialise_feedback`).
 
     Raises:
-        FeedbackError: The model has no champion, or its spec names no dataset/target.
+        NoChampionError: The model has no champion.
+        FeedbackError: The champion's spec names no dataset/target, or see
+            :func:`materialise_feedback`.
         DataQualityError: A blocking expectation failed; nothing was published.
     """
     from include.mlops.registry.versions import RegistryError, champion, training_spec
 
     current = champion(client, model_name)
     if current is None:
-        raise FeedbackError(
+        raise NoChampionError(
             f"model {model_name!r} has no champion, so the training columns feedback "
             f"follows are unknown; the labels stay in {ground_truth_dataset(model_name)} "
             "and the next build after a deploy uses them"
