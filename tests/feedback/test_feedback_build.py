@@ -183,3 +183,26 @@ def test_missing_inputs_are_named(lake: Lake, landed: dict[str, Any]) -> None:
         materialise_feedback(lake, "churn", training_dataset="churn", target="label", run_id="x")
     with pytest.raises(FeedbackError, match="other_ground_truth"):
         materialise_feedback(lake, "other", training_dataset="churn", target="churned", run_id="x")
+
+
+def test_feedback_schema_keeps_training_types_and_relaxes_what_is_not_captured() -> None:
+    from include.mlops.etl.declared import churn_schema
+    from include.mlops.feedback import feedback_schema
+
+    schema = feedback_schema(
+        churn_schema(), model_name="churn", target="churned", captured=["age", "plan", "email"]
+    )
+    assert schema.dataset == "churn_feedback" and schema.key == ["inference_id"]
+    assert schema.names[-3:] == ["inference_id", "served_at", "model_version"]
+    assert schema.column("plan").allowed == ["basic", "standard", "premium"]  # rules kept
+    assert not schema.column("age").nullable and not schema.column("churned").nullable
+    assert schema.column("customer_id").nullable  # not captured: null
+    assert schema.column("email").nullable and schema.column("email").pii  # PII: always null
+    # A model trained on feedback itself: its traffic columns come from this traffic.
+    again = feedback_schema(schema, model_name="churn", target="churned", captured=["age"])
+    assert again.names == schema.names
+    with pytest.raises(FeedbackError, match="already has column"):
+        feedback_schema(
+            schema.__class__(dataset="other", columns=schema.columns, key=["inference_id"]),
+            model_name="churn", target="churned", captured=[],
+        )  # fmt: skip

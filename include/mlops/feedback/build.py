@@ -44,6 +44,7 @@ from include.mlops.etl.load import (
     staged_curated_path,
 )
 from include.mlops.etl.naming import (
+    FEEDBACK_SUFFIX,
     INFERENCE_ID,
     curated_key,
     feedback_dataset,
@@ -189,7 +190,8 @@ def feedback_schema(
 
     Raises:
         FeedbackError: The target is not a training column, or a training column is
-            named like one of :data:`TRAFFIC_COLUMNS`.
+            named like one of :data:`TRAFFIC_COLUMNS` (unless the training dataset is
+            itself a feedback dataset: its traffic columns are replaced).
     """
     if target not in training.names:
         raise FeedbackError(
@@ -197,13 +199,15 @@ def feedback_schema(
             f"(columns: {training.names})"
         )
     clash = [n for n in TRAFFIC_COLUMNS if n in training.names]
-    if clash:
+    if clash and not training.dataset.endswith(FEEDBACK_SUFFIX):
         raise FeedbackError(
             f"dataset {training.dataset!r} already has column(s) {clash}, which feedback adds"
         )
     present = set(captured)
     columns = []
     for spec in training.columns:
+        if spec.name in TRAFFIC_COLUMNS:
+            continue  # a model trained on feedback: these are added below, from this traffic
         column = ColumnSpec.from_dict(spec.to_dict())
         if column.name != target and (column.pii or column.name not in present):
             column.nullable = True
