@@ -16,6 +16,12 @@ day's landing folder `landing/<dataset>/dt=<partition>/`), streaming in record b
 3. **publish** — the staged file replaces `curated/<dataset>/dt=<partition>/` atomically.
 4. **update_catalog** — partitions, row counts, quality score, content hash (the data
    snapshot id models record); emits the `curated_dataset` asset event.
+5. **build_feedback** — only for labels, a dataset named `<model>_ground_truth`
+   (`inference_id`, the target, optional `event_time`; keyed on `inference_id`):
+   joins all of the model's capture with all its labels into `curated/<model>_feedback/`
+   (the champion's training columns, gated and catalogued like any dataset) and writes
+   the accounting to `reports/feedback/<model>/<run>/report.json`. Skipped for any other
+   dataset, or while the model has no champion.
 
 Accounting, always: rows read = rows curated + rows quarantined.
 Schedule: daily over the landing zone (partition = the day the run covers); manual
@@ -114,6 +120,13 @@ with DAG(
 
         return record_in_catalog(staged, quality, outlet_events=outlet_events)
 
+    @task(outlets=[assets.curated_alias])
+    def build_feedback(recorded: dict, *, run_id: str, outlet_events: Any) -> dict:
+        """Labels landed: rebuild the model's labelled traffic (skipped for other datasets)."""
+        from include.mlops.airflow.feedback import build_feedback_from_labels
+
+        return build_feedback_from_labels(recorded, run_id=run_id, outlet_events=outlet_events)
+
     staged = stage(plan())
     quality = quality_gate(staged)
-    update_catalog(staged, quality, publish(staged, quality))
+    build_feedback(update_catalog(staged, quality, publish(staged, quality)))

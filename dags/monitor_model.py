@@ -11,8 +11,10 @@ SageMaker Model Monitor, on the endpoint's captured traffic.
    present), and compute: data quality (missing/extra columns, types, completeness,
    unseen categories), per-feature drift (numeric: normalised Wasserstein, PSI on the
    stored bins, KS for small samples; categorical: Jensen-Shannon, chi-square for small
-   samples), prediction drift, and model quality when `ground_truth_dataset` is given
-   (joined on `inference_id`); feature-attribution drift (NDCG of the columns' ranking
+   samples), prediction drift, and model quality on the labelled part of the window
+   (joined on `inference_id`; the report gives labelled rows of window rows) from
+   `ground_truth_dataset`, or when it is empty from the model's own `<model>_ground_truth`
+   if that dataset exists (with `model_name=all`, each model's own); feature-attribution drift (NDCG of the columns' ranking
    by mean |attribution| vs the version's attribution baseline) and, with ground truth,
    bias drift of the version's facets. Report: `monitoring/<model>/<run>/report.json` and
    `report.html`; scores logged to the MLflow experiment `monitoring` for trends.
@@ -47,8 +49,9 @@ with DAG(
                               description="Captured traffic of this many hours before the run's time."),
         "ground_truth_dataset": Param(None, type=["null", "string"], pattern=OPTIONAL_NAME_PATTERN,
                                       title="Ground-truth dataset",
-                                      description="Curated dataset with inference_id and the true label; "
-                                                  "empty: skip model quality."),
+                                      description="Curated dataset with inference_id and the true label. "
+                                                  "Empty: each model's <model>_ground_truth when it exists "
+                                                  "(landed by lake_ingest), else no model quality."),
         "drift_distance": Param(0.1, type="number", exclusiveMinimum=0, maximum=1, title="Drift distance",
                                 description="Large samples: a feature drifts at this normalised Wasserstein / "
                                             "Jensen-Shannon distance or more."),

@@ -46,6 +46,17 @@ def test_jobs_are_small_json_hand_offs_one_per_model() -> None:
     assert MonitorJob.from_dict(data[1]) == jobs[1]
 
 
+def test_each_model_defaults_to_its_own_ground_truth_when_catalogued() -> None:
+    catalogued = {"churn_ground_truth", "other_truth"}.__contains__
+    default = MonitorRequest.from_params({"ground_truth_dataset": ""})
+    jobs = default.jobs(["churn", "fraud"], window_end=END, catalogued=catalogued)
+    assert [j.ground_truth_dataset for j in jobs] == ["churn_ground_truth", None]
+    # The param overrides the default, for every model.
+    given = MonitorRequest.from_params({"ground_truth_dataset": "other_truth"})
+    jobs = given.jobs(["churn", "fraud"], window_end=END, catalogued=catalogued)
+    assert [j.ground_truth_dataset for j in jobs] == ["other_truth", "other_truth"]
+
+
 def test_every_bad_field_is_named_at_once() -> None:
     with pytest.raises(MonitorRequestError) as caught:
         MonitorRequest.from_params(

@@ -36,8 +36,14 @@ def plan(params: dict[str, Any], *, window_end: datetime | None) -> list[dict]:
             raise AirflowSkipException("no model is deployed yet: nothing to monitor")
     else:
         models = [request.model_name]
-    jobs = request.jobs(models, window_end=window_end)
-    log.info("monitoring %s over [%s, %s)", models, jobs[0].start, jobs[0].end)
+    from include.mlops.etl.naming import catalog_key
+
+    lake = LakeHook().get_lake()
+    jobs = request.jobs(
+        models, window_end=window_end, catalogued=lambda d: lake.exists(catalog_key(d))
+    )
+    log.info("monitoring %s over [%s, %s); ground truth: %s", models, jobs[0].start, jobs[0].end,
+             {j.model_name: j.ground_truth_dataset for j in jobs})  # fmt: skip
     return [job.to_dict() for job in jobs]
 
 

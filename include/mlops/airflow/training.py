@@ -57,17 +57,31 @@ def _dataset_columns(dataset: str) -> dict[str, str] | None:
 
 
 def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: Any) -> dict:
+    from include.mlops.etl.naming import is_derived_from_traffic
     from include.mlops.registry import champion, training_spec
     from include.mlops.training.request import TrainingRequest
 
     model_name = params["model_name"]
     datasets: set[str] = set()
+    traffic: set[str] = set()
+    other_events = 0
     for asset_events in (events or {}).values():
         for event in asset_events:
             extra = dict(getattr(event, "extra", None) or {})
             model_name = extra.get("model_name", model_name)
             if "dataset" in extra and "model_name" not in extra:
-                datasets.add(extra["dataset"])
+                # Labels and labelled traffic wait for the next drift or scheduled run:
+                # a label batch alone must not start an unattended retrain.
+                (traffic if is_derived_from_traffic(extra["dataset"]) else datasets).add(
+                    extra["dataset"]
+                )
+            else:
+                other_events += 1
+    if traffic and not datasets and not other_events:
+        raise AirflowSkipException(
+            f"new labels or labelled traffic in {sorted(traffic)}: not a retraining trigger; "
+            "the next drift-triggered or scheduled retrain picks them up"
+        )
     client = LakeHook().get_mlflow_client()
     current = champion(client, model_name)
     if current is None:

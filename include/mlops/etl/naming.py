@@ -91,3 +91,34 @@ def safe_run_id(run_id: str) -> str:
 def quality_report_prefix(dataset: str, run_id: str) -> str:
     """Lake prefix of one run's quality reports: schema drift, GX results, Data Docs."""
     return f"reports/quality/{dataset}/{safe_run_id(run_id)}"
+
+
+# -- labels and labelled traffic (issue 13): one naming rule for every caller ----------------
+#: The id the endpoint returns with each prediction; ground truth and capture join on it.
+INFERENCE_ID = "inference_id"
+#: ``<model>_ground_truth``: labels for a model's served predictions, landed by lake_ingest.
+GROUND_TRUTH_SUFFIX = "_ground_truth"
+#: ``<model>_feedback``: the model's labelled traffic (capture joined with ground truth).
+FEEDBACK_SUFFIX = "_feedback"
+
+
+def ground_truth_dataset(model_name: str) -> str:
+    """The dataset holding a model's labels: ``<model_name>_ground_truth``."""
+    return validate_dataset_name(f"{model_name}{GROUND_TRUTH_SUFFIX}", field="model_name")
+
+
+def feedback_dataset(model_name: str) -> str:
+    """The dataset holding a model's labelled traffic: ``<model_name>_feedback``."""
+    return validate_dataset_name(f"{model_name}{FEEDBACK_SUFFIX}", field="model_name")
+
+
+def model_of_ground_truth(dataset: str) -> str | None:
+    """The model a ``<model>_ground_truth`` dataset labels, or ``None`` for any other dataset."""
+    if dataset.endswith(GROUND_TRUTH_SUFFIX) and len(dataset) > len(GROUND_TRUTH_SUFFIX):
+        return dataset[: -len(GROUND_TRUTH_SUFFIX)]
+    return None
+
+
+def is_derived_from_traffic(dataset: str) -> bool:
+    """Whether a dataset holds labels or labelled traffic (``*_ground_truth``, ``*_feedback``)."""
+    return dataset.endswith((GROUND_TRUTH_SUFFIX, FEEDBACK_SUFFIX))

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.mlops.etl.naming import validate_dataset_name
+from include.mlops.etl.naming import INFERENCE_ID, model_of_ground_truth, validate_dataset_name
 from include.mlops.etl.transform import (
     ARROW_TYPES,
     FALSE_TOKENS,
@@ -311,7 +311,8 @@ def infer_schema(
     values parse as it (so a few typos are quarantined later), nullability is
     "the sample had a missing value", categorical means few distinct strings, PII is
     judged by column name, and the key is a unique, never-missing int or string
-    column, preferring names like ``id`` / ``*_id``.
+    column, preferring names like ``id`` / ``*_id``. By convention a
+    ``<model>_ground_truth`` dataset is keyed on its ``inference_id`` column (a string).
 
     Args:
         sample: Raw columns (strings from CSV/JSON lines, or typed from Parquet).
@@ -357,6 +358,13 @@ def infer_schema(
             if rank is not None and not pii:
                 key_candidates.append((rank, position, name))
     key = [min(key_candidates)[2]] if key_candidates else []
+    if model_of_ground_truth(dataset) is not None and INFERENCE_ID in sample.schema.names:
+        # Labels for served predictions: the endpoint's id is the key whatever the first
+        # sample shows (a repeated id there is a duplicate label to quarantine, and ids
+        # that happen to look numeric must still join capture's string ids).
+        key = [INFERENCE_ID]
+        spec = next(c for c in columns if c.name == INFERENCE_ID)
+        spec.type, spec.categorical, spec.pii = "string", False, False
     for spec in columns:
         if spec.name in key:
             spec.nullable = False

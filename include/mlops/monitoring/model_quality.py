@@ -70,7 +70,8 @@ def model_quality(
 
     Returns:
         ``(section, violations)``: the report's ``model_quality`` section
-        (``status`` ∈ ok, degraded, insufficient_labels; ``rows``, ``metrics`` with
+        (``status`` ∈ ok, degraded, insufficient_labels; ``rows`` labelled of
+        ``window_rows`` captured (``labelled_share``), ``metrics`` with
         ``value``/``expected``/``limit``/``degraded`` each) and one
         ``model_quality_check`` violation per degraded metric.
 
@@ -93,7 +94,10 @@ def model_quality(
         "problem_type": problem_type,
         "label_column": label_column,
         "labels": len(truth),
+        # Quality is judged on the labelled part of the window only.
         "rows": len(joined),
+        "window_rows": len(captured),
+        "labelled_share": len(joined) / len(captured) if len(captured) else 0.0,
         "tolerance": thresholds.quality_tolerance,
         "min_labeled_rows": thresholds.min_labeled_rows,
         "metrics": {},

@@ -95,6 +95,12 @@ class MonitorResult:
     report: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def labelled_rows(self) -> int | None:
+        """Rows of the window judged for model quality (``None`` without ground truth)."""
+        quality = self.report.get("model_quality")
+        return None if quality is None else int(quality.get("rows") or 0)
+
+    @property
     def drift_detected(self) -> bool:
         """Whether the champion's data, predictions or quality moved (retraining signal)."""
         return self.dataset_drift or self.prediction_drift or self.model_quality == "degraded"
@@ -113,6 +119,7 @@ class MonitorResult:
             "scores": self.scores,
             "prediction_drift": self.prediction_drift,
             "model_quality": self.model_quality,
+            "labelled_rows": self.labelled_rows,
             "violations": self.violations,
             "drift_detected": self.drift_detected,
             "variants": self.variants,
@@ -323,7 +330,9 @@ def run_monitor(
         window_end: Window end (exclusive).
         run_id: The monitoring run's id (the report folder; rerunning overwrites it).
         ground_truth: True values: a DataFrame with ``inference_id`` and the label, or
-            the name of a curated dataset holding them; ``None`` skips model quality.
+            the name of a curated dataset holding them (the DAG's default is the
+            model's ``<model>_ground_truth`` when catalogued); ``None`` skips model
+            quality. Quality is judged on the labelled part of the window.
         label_column: The label column of ``ground_truth`` (default: the training
             target's name, else ``label``).
         thresholds: :class:`DriftThresholds` or a mapping of overrides.
@@ -437,6 +446,7 @@ def run_monitor(
         "features": main["features"],
         "prediction_drift": main["prediction_drift"],
         "model_quality": main["model_quality"],
+        "ground_truth_dataset": ground_truth if isinstance(ground_truth, str) else None,
         "attribution_drift": main.get("attribution_drift"),
         "bias_drift": main.get("bias_drift"),
         "violations": main["violations"],
@@ -458,6 +468,12 @@ def run_monitor(
         uris["html_uri"],
     )
     quality = main["model_quality"]
+    if quality is not None:
+        log.info(
+            "model quality %s on %d labelled of %d window rows (%s)",
+            quality.get("status"), quality.get("rows", 0), quality.get("window_rows", 0),
+            report["ground_truth_dataset"] or "ground truth given",
+        )  # fmt: skip
     return MonitorResult(
         model_name=model_name,
         version=report["version"],

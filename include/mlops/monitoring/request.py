@@ -2,14 +2,15 @@
 
 The params (docs/design.md "Param vocabulary"): ``model_name`` is ``all`` (every model with
 a champion) or a model name; ``window_hours`` in (0, 720]; ``ground_truth_dataset`` is
-empty or a dataset name; ``drift_distance``, ``drift_p_value``, ``drift_share`` and
+a dataset name, or empty for each model's default ``<model>_ground_truth`` when that
+dataset is catalogued (else no model quality); ``drift_distance``, ``drift_p_value``, ``drift_share`` and
 ``quality_tolerance``, ``attribution_drift_threshold`` and ``bias_drift_tolerance`` override
 :class:`~include.mlops.monitoring.drift.DriftThresholds`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,8 +45,9 @@ class MonitorJob:
         model_name: The model (= endpoint) whose capture is judged.
         start: Window start, ISO 8601 (UTC).
         end: Window end, ISO 8601 (UTC), exclusive.
-        ground_truth_dataset: Curated dataset with ``inference_id`` and the label, or
-            ``None`` to skip model quality.
+        ground_truth_dataset: Curated dataset with ``inference_id`` and the label (the
+            param, else the model's catalogued ``<model>_ground_truth``), or ``None``
+            to skip model quality.
         thresholds: :meth:`DriftThresholds.to_dict` of the run's thresholds.
     """
 
@@ -72,7 +74,8 @@ class MonitorRequest:
     Attributes:
         model_name: A model name, or ``all`` for every model with a champion.
         window_hours: Captured traffic of this many hours before the window's end.
-        ground_truth_dataset: Dataset holding the true labels, or ``None``.
+        ground_truth_dataset: Dataset holding the true labels for every model, or
+            ``None``: each model's ``<model>_ground_truth`` when catalogued.
         thresholds: The drift thresholds, defaults overridden by the params.
     """
 
@@ -134,22 +137,35 @@ class MonitorRequest:
         return stop - timedelta(hours=self.window_hours), stop
 
     def jobs(
-        self, models: Sequence[str], *, window_end: datetime | None = None
+        self,
+        models: Sequence[str],
+        *,
+        window_end: datetime | None = None,
+        catalogued: Callable[[str], bool] | None = None,
     ) -> list[MonitorJob]:
         """One job per model over this request's window.
 
         Args:
             models: The models to monitor (:attr:`model_name`, or every champion's).
             window_end: The window's end (the run's time).
+            catalogued: Whether a dataset has a catalog entry; without the param, a
+                model whose ``<model>_ground_truth`` is catalogued is judged on it.
         """
+        from include.mlops.etl.naming import ground_truth_dataset
+
         start, end = self.window(window_end)
-        return [
-            MonitorJob(
-                model_name=m,
-                start=start.isoformat(),
-                end=end.isoformat(),
-                ground_truth_dataset=self.ground_truth_dataset,
-                thresholds=self.thresholds.to_dict(),
+        jobs = []
+        for m in models:
+            truth = self.ground_truth_dataset
+            if truth is None and catalogued is not None and catalogued(ground_truth_dataset(m)):
+                truth = ground_truth_dataset(m)
+            jobs.append(
+                MonitorJob(
+                    model_name=m,
+                    start=start.isoformat(),
+                    end=end.isoformat(),
+                    ground_truth_dataset=truth,
+                    thresholds=self.thresholds.to_dict(),
+                )
             )
-            for m in models
-        ]
+        return jobs
