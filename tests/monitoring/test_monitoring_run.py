@@ -173,6 +173,7 @@ def test_run_monitor_writes_the_contract_report(lake, store, register, fitted) -
     assert abs(estimate["metrics"]["roc_auc"] - realised) <= 0.05
     assert report["drift_summary"]["weighted_threshold"] == 0.3
     assert xcom["estimated_quality"] == "degraded"
+    assert xcom["estimated_metrics"]["roc_auc"] == estimate["metrics"]["roc_auc"]
     # The canary's window moved on two features, judged against its own baseline.
     (section,) = report["variants"]
     assert section["variant"] == "canary" and section["version"] == v2.version

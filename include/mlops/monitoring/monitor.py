@@ -78,6 +78,10 @@ class MonitorResult:
             ground truth given).
         estimated_quality: The performance estimated without labels (CBPE): ``ok``,
             ``degraded``, ``insufficient_rows``, ``unavailable`` or ``None`` (no section).
+        estimated_metrics: CBPE's expected ``roc_auc``, ``accuracy``, ``f1`` (empty when
+            not estimated).
+        weighted_share: The drifted features' share of the attribution importance
+            (``None`` when the version has no attribution baseline).
         violations: Number of violations in the report (all variants).
         variants: Per other variant: version, rows, dataset_drift.
         report: The full report.
@@ -98,6 +102,8 @@ class MonitorResult:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict, repr=False)
     estimated_quality: str | None = None
+    estimated_metrics: dict[str, float | None] = field(default_factory=dict)
+    weighted_share: float | None = None
 
     @property
     def drift_detected(self) -> bool:
@@ -125,6 +131,8 @@ class MonitorResult:
             "prediction_drift": self.prediction_drift,
             "model_quality": self.model_quality,
             "estimated_quality": self.estimated_quality,
+            "estimated_metrics": self.estimated_metrics,
+            "weighted_share": self.weighted_share,
             "violations": self.violations,
             "drift_detected": self.drift_detected,
             "variants": self.variants,
@@ -528,6 +536,8 @@ def run_monitor(
         prediction_drift=bool(main["prediction_drift"].get("drift")),
         model_quality=None if quality is None else quality.get("status"),
         estimated_quality=None if estimate is None else estimate.get("status"),
+        estimated_metrics=dict((estimate or {}).get("metrics") or {}),
+        weighted_share=main["drift_summary"].get("weighted_share"),
         violations=len(report["violations"]) + sum(len(s["violations"]) for s in others),
         variants={
             f"{s['variant']}:{s['version']}": {
