@@ -159,7 +159,10 @@ def test_calibration_corrects_an_overconfident_model(churn_model) -> None:
     # of validation, the estimates still match; uncalibrated, accuracy and F1 do not.
     model, _ = churn_model
     validation = generate_churn(10_000, seed=2)
-    sharpen = lambda p: 1 / (1 + ((1 - p) / p) ** 2.5)  # noqa: E731
+
+    def sharpen(p: np.ndarray) -> np.ndarray:
+        return np.asarray(1 / (1 + ((1 - p) / p) ** 2.5))
+
     calibration = fit_calibration(
         validation["churned"].to_numpy() == 1, sharpen(model.predict_proba(validation)[:, 1])
     )
