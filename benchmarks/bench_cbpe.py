@@ -23,6 +23,11 @@ Prints per window the three values of each metric, then per metric the largest
 |ours − NannyML| (target ≤ 0.02: the same method computed twice) and the largest
 |estimate − realised| of each tool, with PASS/FAIL.
 
+Measured (2 cores, seeds 0 and 1): max |ours − NannyML| 8.3e-6 ROC-AUC (NannyML rounds its
+cumulative sums to 5 decimals), < 1e-7 accuracy and F1; max |estimate − realised| 0.025 /
+0.017 ROC-AUC, 0.006 / 0.014 accuracy, 0.027 / 0.015 F1 for both tools alike; ours 0.02 s,
+NannyML 0.3 s (+ 15 s import).
+
     python benchmarks/bench_cbpe.py [--rows 5000] [--dataset-rows 40000]
                                     [--drifts 0,0.25,0.5,0.75,1] [--seed 0]
 """
