@@ -80,6 +80,10 @@ def test_run_monitor_writes_the_contract_report(lake, store, register, fitted) -
         metrics={"roc_auc": 0.99, "accuracy": 0.99, "threshold": 0.5},
     )
     v2 = register(drift_baseline=baseline)
+    # v1's attribution baseline (importance for the weighted drift share); v2 has none.
+    importance = {c: float(i + 1) for i, c in enumerate(columns)}
+    store.client.log_dict(v1.run_id, {"format": 1, "mean_abs": importance},
+                          "attribution_baseline.json")  # fmt: skip
     for v in (v1, v2):
         approve_version(store.client, "churn", v.version, actor="test")
     set_champion(store.client, "churn", v1.version)
@@ -171,7 +175,10 @@ def test_run_monitor_writes_the_contract_report(lake, store, register, fitted) -
     # Realised (labelled) and estimated ROC-AUC of the same window agree.
     realised = report["model_quality"]["metrics"]["roc_auc"]["value"]
     assert abs(estimate["metrics"]["roc_auc"] - realised) <= 0.05
-    assert report["drift_summary"]["weighted_threshold"] == 0.3
+    summary = report["drift_summary"]
+    assert summary["weighted_threshold"] == 0.3 and summary["weighted_share"] == 0.0
+    total = sum(importance.values())
+    assert summary["importance"] == pytest.approx({c: v / total for c, v in importance.items()})
     assert xcom["estimated_quality"] == "degraded"
     assert xcom["estimated_metrics"]["roc_auc"] == estimate["metrics"]["roc_auc"]
     # The canary's window moved on two features, judged against its own baseline.
@@ -179,6 +186,8 @@ def test_run_monitor_writes_the_contract_report(lake, store, register, fitted) -
     assert section["variant"] == "canary" and section["version"] == v2.version
     assert {"monthly_charges", "tenure_months"} <= set(section["drift_summary"]["drifted_features"])
     assert section["estimated_performance"]["status"] == "unavailable"
+    assert section["drift_summary"]["weighted_share"] is None
+    assert section["drift_summary"]["weighted_reason"] == "the version has no attribution baseline"
     assert "without a calibration map" in section["estimated_performance"]["reason"]
 
     page = lake.read_bytes(f"{report_prefix('churn', RUN_ID)}/report.html").decode()
