@@ -11,14 +11,17 @@ SageMaker Model Monitor, on the endpoint's captured traffic.
    present), and compute: data quality (missing/extra columns, types, completeness,
    unseen categories), per-feature drift (numeric: normalised Wasserstein, PSI on the
    stored bins, KS for small samples; categorical: Jensen-Shannon, chi-square for small
-   samples), prediction drift, and model quality on the labelled part of the window
+   samples; the dataset drifts by the plain share of drifted features or by their share of
+   the version's attribution importance), prediction drift, the performance estimated
+   without labels (CBPE: expected ROC-AUC, accuracy and F1 from the probabilities
+   calibrated on validation), and model quality on the labelled part of the window
    (joined on `inference_id`; the report gives labelled rows of window rows) from
    `ground_truth_dataset`, or when it is empty from the model's own `<model>_ground_truth`
    if that dataset exists (with `model_name=all`, each model's own); feature-attribution drift (NDCG of the columns' ranking
    by mean |attribution| vs the version's attribution baseline) and, with ground truth,
    bias drift of the version's facets. Report: `monitoring/<model>/<run>/report.json` and
    `report.html`; scores logged to the MLflow experiment `monitoring` for trends.
-3. **alert** — on drift or degraded quality: emit the `drift_detected` asset (extra:
+3. **alert** — on drift or degraded quality (measured or estimated): emit the `drift_detected` asset (extra:
    model, version, drifted features, scores), which schedules `train_model` to retrain
    from the champion's spec, and notify (task log always; webhook/e-mail when
    configured). At most one event per model per `cooldown_minutes`.
@@ -59,9 +62,21 @@ with DAG(
                                description="Small samples: a feature drifts when the KS / chi-square p-value is below this."),
         "drift_share": Param(0.5, type="number", exclusiveMinimum=0, maximum=1, title="Dataset drift share",
                              description="The dataset drifts when at least this share of its features drift."),
+        "weighted_drift_share": Param(0.3, type="number", exclusiveMinimum=0, maximum=1,
+                                      title="Importance-weighted drift share",
+                                      description="The dataset also drifts when the drifted features hold at least this "
+                                                  "share of the serving version's attribution importance (mean "
+                                                  "|attribution| per input column), so one drifting feature the model "
+                                                  "leans on counts for what it weighs."),
         "quality_tolerance": Param(0.1, type="number", minimum=0, maximum=1, title="Quality tolerance",
                                    description="Model quality degrades when a metric is worse than the version's "
                                                "own test metric by more than this share."),
+        "estimated_performance_tolerance": Param(0.05, type="number", minimum=0, maximum=1,
+                                                 title="Estimated performance tolerance",
+                                                 description="Binary classifiers, no labels needed (CBPE): a violation when "
+                                                             "the expected ROC-AUC, accuracy or F1 from calibrated "
+                                                             "probabilities is below the version's test value by more "
+                                                             "than this (absolute)."),
         "attribution_drift_threshold": Param(0.9, type="number", minimum=0, maximum=1,
                                              title="Attribution drift NDCG threshold",
                                              description="Feature-attribution drift (Clarify's): the window's ranking of "

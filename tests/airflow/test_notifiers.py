@@ -31,6 +31,8 @@ def test_message_names_model_features_scores_and_report() -> None:
         "age (0.31), plan (0.18)" in text and "s3://lake/monitoring/churn/run/report.html" in text
     )
     assert text.endswith("Retraining triggered: train_model runs on drift_detected.")
+    estimated = drift_message({**ALERT, "dataset_drift": False, "estimated_quality": "degraded"})
+    assert "estimated performance (CBPE, no labels) dropped below its test value" in estimated
 
 
 @pytest.fixture

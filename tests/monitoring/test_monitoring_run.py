@@ -13,6 +13,7 @@ import pytest
 from include.mlops.evaluation.baseline import compute_drift_baseline
 from include.mlops.features.pipeline import input_columns
 from include.mlops.monitoring import BaselineMissingError, GroundTruthError, run_monitor
+from include.mlops.monitoring.cbpe import validation_calibration
 from include.mlops.monitoring.report import report_prefix
 from include.mlops.registry import approve_version, set_champion
 from include.mlops.serving.capture import CaptureWriter
@@ -69,10 +70,20 @@ def test_run_monitor_writes_the_contract_report(lake, store, register, fitted) -
         target="churned",
         predictions=pipeline.predict_proba(train[columns])[:, 1],
     )
+    # v1 as train_model registers it now: the calibration map fitted on validation (CBPE);
+    # v2 as registered before (no map).
+    calibration = validation_calibration(
+        pipeline, fitted.splits.validation, columns=columns, target="churned"
+    )
     v1 = register(
-        drift_baseline=baseline, metrics={"roc_auc": 0.99, "accuracy": 0.99, "threshold": 0.5}
+        drift_baseline={**baseline, "calibration": calibration},
+        metrics={"roc_auc": 0.99, "accuracy": 0.99, "threshold": 0.5},
     )
     v2 = register(drift_baseline=baseline)
+    # v1's attribution baseline (importance for the weighted drift share); v2 has none.
+    importance = {c: float(i + 1) for i, c in enumerate(columns)}
+    store.client.log_dict(v1.run_id, {"format": 1, "mean_abs": importance},
+                          "attribution_baseline.json")  # fmt: skip
     for v in (v1, v2):
         approve_version(store.client, "churn", v.version, actor="test")
     set_champion(store.client, "churn", v1.version)
@@ -125,6 +136,9 @@ def test_run_monitor_writes_the_contract_report(lake, store, register, fitted) -
     assert result.rows == len(traffic)
     assert result.dataset_drift is False
     assert result.model_quality in ("ok", "degraded")
+    # CBPE without labels: the test values (0.99) are far above what the window's
+    # calibrated probabilities promise, so the estimate degrades and triggers.
+    assert result.estimated_quality == "degraded" and result.drift_detected
     canary = result.variants[f"canary:{v2.version}"]
     assert canary["rows"] == len(moved)
     xcom = result.to_xcom()
@@ -155,10 +169,26 @@ def test_run_monitor_writes_the_contract_report(lake, store, register, fitted) -
     assert report["prediction_drift"]["drift"] is False
     assert report["model_quality"]["rows"] == len(traffic)
     assert report["model_quality"]["metrics"]["roc_auc"]["expected"] == 0.99
+    estimate = report["estimated_performance"]
+    assert estimate["method"] == "cbpe" and estimate["rows"] == len(traffic)
+    assert estimate["reference"]["roc_auc"] == 0.99 and "roc_auc" in estimate["degraded"]
+    # Realised (labelled) and estimated ROC-AUC of the same window agree.
+    realised = report["model_quality"]["metrics"]["roc_auc"]["value"]
+    assert abs(estimate["metrics"]["roc_auc"] - realised) <= 0.05
+    summary = report["drift_summary"]
+    assert summary["weighted_threshold"] == 0.3 and summary["weighted_share"] == 0.0
+    total = sum(importance.values())
+    assert summary["importance"] == pytest.approx({c: v / total for c, v in importance.items()})
+    assert xcom["estimated_quality"] == "degraded"
+    assert xcom["estimated_metrics"]["roc_auc"] == estimate["metrics"]["roc_auc"]
     # The canary's window moved on two features, judged against its own baseline.
     (section,) = report["variants"]
     assert section["variant"] == "canary" and section["version"] == v2.version
     assert {"monthly_charges", "tenure_months"} <= set(section["drift_summary"]["drifted_features"])
+    assert section["estimated_performance"]["status"] == "unavailable"
+    assert section["drift_summary"]["weighted_share"] is None
+    assert section["drift_summary"]["weighted_reason"] == "the version has no attribution baseline"
+    assert "without a calibration map" in section["estimated_performance"]["reason"]
 
     page = lake.read_bytes(f"{report_prefix('churn', RUN_ID)}/report.html").decode()
     assert page.count("data:image/png;base64,") >= len(columns)

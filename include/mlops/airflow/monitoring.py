@@ -105,7 +105,9 @@ def alert(summary: dict[str, Any], *, cooldown_minutes: float, outlet_events: An
     extra = {"model_name": model, "version": summary["version"],
              "drifted_features": summary["drifted_features"], "scores": summary["scores"],
              "prediction_drift": summary["prediction_drift"],
-             "model_quality": summary["model_quality"], "report": summary["html_uri"]}  # fmt: skip
+             "model_quality": summary["model_quality"],
+             "estimated_quality": summary.get("estimated_quality"),
+             "report": summary["html_uri"]}  # fmt: skip
     outlet_events[drift_asset].extra = extra
     DriftNotifier(
         {**summary, "action": "Retraining triggered: train_model runs on drift_detected."}

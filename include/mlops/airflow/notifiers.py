@@ -56,6 +56,8 @@ def drift_message(alert: Mapping[str, Any]) -> str:
         reasons.append("prediction distribution drift")
     if alert.get("model_quality") == "degraded":
         reasons.append("model quality degraded against its own evaluation")
+    if alert.get("estimated_quality") == "degraded":
+        reasons.append("estimated performance (CBPE, no labels) dropped below its test value")
     return (
         f"Drift on {alert.get('model_name')} v{alert.get('version')} "
         f"({alert.get('rows')} captured rows): {'; '.join(reasons) or 'violations'}. "

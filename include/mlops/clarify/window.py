@@ -83,6 +83,20 @@ def window_frame(captured: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     )
 
 
+def attribution_importance(
+    client: mlflow.MlflowClient, run_id: str | None
+) -> tuple[dict[str, float] | None, str | None]:
+    """The version's mean |attribution| per input column (its attribution baseline), for
+    the importance-weighted drift share; ``(None, reason)`` when it has none."""
+    baseline = run_json(client, run_id, ATTRIBUTION_BASELINE_FILE)
+    if baseline is None:
+        return None, "the version has no attribution baseline"
+    mean_abs = baseline.get("mean_abs") or {}
+    if not mean_abs:
+        return None, "the version's attribution baseline attributes nothing"
+    return {str(k): float(v) for k, v in mean_abs.items() if v is not None}, None
+
+
 def judge_window(
     client: mlflow.MlflowClient,
     model_name: str,

@@ -30,7 +30,11 @@ Format (``BASELINE_FORMAT`` = 1), JSON-able::
         }
       },
       "target": {...} | null,             # same shape, for the target column
-      "prediction": {...} | null          # same shape, for the model's predictions
+      "prediction": {...} | null,         # same shape, for the model's predictions
+      "calibration": {...}                # binary classifiers trained since CBPE: the
+                                          # isotonic map of the positive-class probability
+                                          # fitted on validation (monitoring.cbpe); absent
+                                          # in older baselines
     }
 
 Bins (the contract the monitor's PSI relies on):
@@ -51,7 +55,7 @@ which Python's ``json`` reads back.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +87,7 @@ def compute_drift_baseline(
     predictions: Sequence[Any] | pd.Series | np.ndarray | None = None,
     bins: int = DEFAULT_BINS,
     top_categories: int = DEFAULT_TOP_CATEGORIES,
+    calibration: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Per-feature statistics and histogram bins of the training data.
 
@@ -94,6 +99,9 @@ def compute_drift_baseline(
             values), summarised under ``"prediction"`` when given.
         bins: Quantile bins per numeric feature (before deduplication).
         top_categories: Categories kept by name; the rest become ``"__other__"``.
+        calibration: A binary classifier's calibration map fitted on the validation
+            split (:func:`include.mlops.monitoring.cbpe.fit_calibration`), stored as
+            ``"calibration"`` for the monitor's label-free performance estimate.
 
     Returns:
         The baseline (see the module docstring for the format).
@@ -134,7 +142,7 @@ def compute_drift_baseline(
             bins=bins,
             top_categories=top_categories,
         )
-    return {
+    baseline: dict[str, Any] = {
         "format": BASELINE_FORMAT,
         "rows": len(train_df),
         "bins": bins,
@@ -143,6 +151,9 @@ def compute_drift_baseline(
         "target": target_summary,
         "prediction": prediction_summary,
     }
+    if calibration is not None:
+        baseline["calibration"] = dict(calibration)
+    return baseline
 
 
 def summarise_column(

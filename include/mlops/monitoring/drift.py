@@ -20,8 +20,17 @@ categorical  Jensen-Shannon distance      chi-square (baseline vs window counts)
 ============ ============================ ======================================= =========
 
 PSI on the baseline's bins is reported for every numeric feature, and decides instead
-of Wasserstein when ``numeric_method="psi"``. The dataset drifts when at least
-``drift_share`` (half) of the features with data drift.
+of Wasserstein when ``numeric_method="psi"``. The dataset drifts by either of two rules
+(:func:`dataset_drift` reports both):
+
+- **plain share**: at least ``drift_share`` (half) of the features with data drift;
+- **importance-weighted share**: each feature weighs its share of the serving version's
+  attribution importance (mean |attribution| per input column, the attribution baseline
+  stored with the version, normalised over the judged features), and the drifted
+  features' total weight reaches ``weighted_drift_share`` (0.3). One drifting feature that
+  carries most of the model's decisions is a dataset drift even when the plain share
+  stays low; many drifting features the model ignores are not one by this rule. Without
+  an attribution baseline the weighted rule is reported as unavailable, with the reason.
 
 The statistics themselves (how the baseline's CDF is read, the Wasserstein integral, KS,
 PSI, Jensen-Shannon, chi-square) are in :mod:`include.mlops.monitoring.statistics`.
@@ -95,6 +104,12 @@ class DriftThresholds:
             mean |attribution| scores an NDCG below this against the baseline's (Clarify's 0.9).
         bias_tolerance: Bias drift: a post-training bias metric on the labelled window moved
             from the version's training-time value by more than this (absolute).
+        weighted_drift_share: The dataset drifts when the drifted features hold at least
+            this share of the version's attribution importance.
+        estimated_performance_tolerance: A classifier's performance estimated without
+            labels (CBPE) degrades when a metric's estimate is below the version's test
+            value by more than this (absolute; 0.05 ROC-AUC is past the estimate's own
+            error on a few hundred rows, and a drop a person would act on).
     """
 
     distance: float = 0.1
@@ -112,6 +127,8 @@ class DriftThresholds:
     min_labeled_rows: int = 30
     attribution_ndcg: float = 0.9
     bias_tolerance: float = 0.1
+    weighted_drift_share: float = 0.3
+    estimated_performance_tolerance: float = 0.05
 
     def __post_init__(self) -> None:
         problems = []
@@ -122,6 +139,8 @@ class DriftThresholds:
             "type_mismatch_tolerance",
             "unseen_category_tolerance",
             "attribution_ndcg",
+            "weighted_drift_share",
+            "estimated_performance_tolerance",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -460,22 +479,83 @@ def as_float(series: pd.Series, kind: str = "numeric") -> np.ndarray:
 
 
 def dataset_drift(
-    features: Mapping[str, FeatureDrift], thresholds: DriftThresholds
+    features: Mapping[str, FeatureDrift],
+    thresholds: DriftThresholds,
+    importance: Mapping[str, float] | None = None,
+    *,
+    importance_reason: str | None = None,
 ) -> dict[str, Any]:
-    """Whether the dataset drifts: at least ``drift_share`` of its judged features do.
+    """Whether the dataset drifts, by the plain share or the importance-weighted share.
 
     Features without data (``no_data``) are not judged and count in neither number.
+
+    Args:
+        features: Every feature's verdict.
+        thresholds: ``drift_share`` and ``weighted_drift_share``.
+        importance: The serving version's mean |attribution| per input column (its
+            attribution baseline); ``None``: the weighted rule is unavailable.
+        importance_reason: Why ``importance`` is missing (reported).
+
+    Returns:
+        ``{"drift", "rule", "share", "threshold", "plain_drift", "weighted_share",
+        "weighted_threshold", "weighted_drift", "importance", "drifted_features",
+        "judged_features"}``: ``rule`` lists the rules that fired (``share``,
+        ``weighted_share``); ``importance`` is each judged feature's normalised weight;
+        ``weighted_share`` is ``None`` (with ``weighted_reason``) when unavailable.
     """
     judged = [f for f in features.values() if f.method != "no_data"]
     drifted = sorted(f.feature for f in judged if f.drift)
     share = len(drifted) / len(judged) if judged else 0.0
-    return {
-        "drift": bool(judged) and share >= thresholds.drift_share,
+    plain = bool(judged) and share >= thresholds.drift_share
+    weights = importance_weights(importance, [f.feature for f in judged])
+    weighted_share: float | None = None
+    reason = None
+    if weights is None:
+        reason = importance_reason or (
+            "the version has no attribution baseline"
+            if importance is None
+            else "no judged feature carries attribution importance"
+        )
+    else:
+        weighted_share = float(sum(weights[name] for name in drifted))
+    weighted = weighted_share is not None and weighted_share >= thresholds.weighted_drift_share
+    summary: dict[str, Any] = {
+        "drift": plain or weighted,
+        "rule": [r for r, fired in (("share", plain), ("weighted_share", weighted)) if fired],
         "share": share,
         "threshold": thresholds.drift_share,
+        "plain_drift": plain,
+        "weighted_share": weighted_share,
+        "weighted_threshold": thresholds.weighted_drift_share,
+        "weighted_drift": weighted,
+        "importance": weights or {},
         "drifted_features": drifted,
         "judged_features": len(judged),
     }
+    if reason is not None:
+        summary["weighted_reason"] = reason
+    return summary
+
+
+def importance_weights(
+    importance: Mapping[str, float] | None, judged: list[str]
+) -> dict[str, float] | None:
+    """Each judged feature's share of the importance the judged features carry together.
+
+    Features the attribution baseline does not name weigh 0; ``None`` when there is no
+    importance or it sums to 0 over the judged features.
+    """
+    if not importance:
+        return None
+    raw = {}
+    for name in judged:
+        value = importance.get(name)
+        number = float(value) if isinstance(value, int | float) else 0.0
+        raw[name] = abs(number) if math.isfinite(number) else 0.0
+    total = sum(raw.values())
+    if total <= 0:
+        return None
+    return {name: value / total for name, value in raw.items()}
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 window from ``capture/<endpoint>/``, splits it by variant and model version (champion,
 and canary or shadow when they served in the window), loads each version's drift
 baseline and test metrics from the registry, judges data quality, feature drift,
-prediction drift and (with ground truth) model quality with :func:`analyze_window`, then
+prediction drift, the performance estimated without labels (CBPE, binary classifiers)
+and (with ground truth) model quality with :func:`analyze_window`, then
 feature-attribution drift and bias drift (:mod:`include.mlops.clarify.window`), and
 writes ``monitoring/<model>/<run>/report.json`` and ``report.html``.
 
@@ -26,6 +27,7 @@ import pandas as pd
 
 from include.mlops.jsonable import jsonable
 from include.mlops.lake.capture import FEATURE_PREFIX, read_capture
+from include.mlops.monitoring.cbpe import estimated_performance
 from include.mlops.monitoring.drift import (
     DriftThresholds,
     FeatureDrift,
@@ -74,6 +76,12 @@ class MonitorResult:
         prediction_drift: Whether the prediction distribution drifted.
         model_quality: ``ok``, ``degraded``, ``insufficient_labels`` or ``None`` (no
             ground truth given).
+        estimated_quality: The performance estimated without labels (CBPE): ``ok``,
+            ``degraded``, ``insufficient_rows``, ``unavailable`` or ``None`` (no section).
+        estimated_metrics: CBPE's expected ``roc_auc``, ``accuracy``, ``f1`` (empty when
+            not estimated).
+        weighted_share: The drifted features' share of the attribution importance
+            (``None`` when the version has no attribution baseline).
         violations: Number of violations in the report (all variants).
         variants: Per other variant: version, rows, dataset_drift.
         report: The full report.
@@ -93,6 +101,9 @@ class MonitorResult:
     violations: int
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict, repr=False)
+    estimated_quality: str | None = None
+    estimated_metrics: dict[str, float | None] = field(default_factory=dict)
+    weighted_share: float | None = None
 
     @property
     def labelled_rows(self) -> int | None:
@@ -102,8 +113,14 @@ class MonitorResult:
 
     @property
     def drift_detected(self) -> bool:
-        """Whether the champion's data, predictions or quality moved (retraining signal)."""
-        return self.dataset_drift or self.prediction_drift or self.model_quality == "degraded"
+        """Whether the champion's data, predictions or quality (measured or estimated)
+        moved (retraining signal)."""
+        return (
+            self.dataset_drift
+            or self.prediction_drift
+            or self.model_quality == "degraded"
+            or self.estimated_quality == "degraded"
+        )
 
     def to_xcom(self) -> dict[str, Any]:
         """A small JSON-able summary for XCom (the report stays in the lake)."""
@@ -120,6 +137,9 @@ class MonitorResult:
             "prediction_drift": self.prediction_drift,
             "model_quality": self.model_quality,
             "labelled_rows": self.labelled_rows,
+            "estimated_quality": self.estimated_quality,
+            "estimated_metrics": self.estimated_metrics,
+            "weighted_share": self.weighted_share,
             "violations": self.violations,
             "drift_detected": self.drift_detected,
             "variants": self.variants,
@@ -136,6 +156,8 @@ def analyze_window(
     problem_type: str | None = None,
     expected_metrics: Mapping[str, Any] | None = None,
     decision_threshold: float | None = None,
+    importance: Mapping[str, float] | None = None,
+    importance_reason: str | None = None,
 ) -> dict[str, Any]:
     """Judge one version's captured rows against its baseline (no I/O).
 
@@ -150,11 +172,14 @@ def analyze_window(
             captured columns and the baseline when ``None``.
         expected_metrics: The version's test metrics, for model quality.
         decision_threshold: Binary decision threshold of the version.
+        importance: The version's mean |attribution| per input column (its attribution
+            baseline), for the importance-weighted drift share; ``None``: unavailable.
+        importance_reason: Why ``importance`` is ``None`` (reported).
 
     Returns:
         The report section: ``window.rows``, ``dataset_drift``, ``drift_summary``,
-        ``features``, ``data_quality``, ``prediction_drift``, ``model_quality``,
-        ``violations``.
+        ``features``, ``data_quality``, ``prediction_drift``, ``estimated_performance``,
+        ``model_quality``, ``violations``.
     """
     thresholds = thresholds or DriftThresholds()
     started = time.perf_counter()
@@ -202,19 +227,11 @@ def analyze_window(
                     expected=f.threshold,
                 )
             )
-    summary_all = dataset_drift(features, thresholds)
+    summary_all = dataset_drift(
+        features, thresholds, importance, importance_reason=importance_reason
+    )
     if summary_all["drift"]:
-        violations.append(
-            Violation(
-                DATASET_DRIFT,
-                None,
-                f"{len(summary_all['drifted_features'])} of {summary_all['judged_features']} "
-                f"features drifted ({summary_all['share']:.0%} ≥ {thresholds.drift_share:.0%}): "
-                f"{', '.join(summary_all['drifted_features'])}",
-                observed=summary_all["share"],
-                expected=thresholds.drift_share,
-            )
-        )
+        violations.append(dataset_drift_violation(summary_all))
     prediction = prediction_drift(frame, baseline, thresholds)
     if prediction.get("drift"):
         violations.append(
@@ -228,9 +245,18 @@ def analyze_window(
                 expected=prediction["threshold"],
             )
         )
+    kind = problem_type or infer_problem_type(frame, baseline)
+    estimate, estimate_violations = estimated_performance(
+        frame,
+        baseline,
+        problem_type=kind,
+        expected=expected_metrics or {},
+        decision_threshold=decision_threshold,
+        tolerance=thresholds.estimated_performance_tolerance,
+    )
+    violations.extend(estimate_violations)
     quality_section = None
     if ground_truth is not None:
-        kind = problem_type or infer_problem_type(frame, baseline)
         quality_section, quality_violations = model_quality(
             frame,
             ground_truth,
@@ -246,13 +272,47 @@ def analyze_window(
             "window": {"rows": len(frame)},
             "dataset_drift": summary_all["drift"],
             "drift_summary": summary_all,
-            "features": {name: f.to_dict() for name, f in features.items()},
+            "features": {
+                name: {**f.to_dict(), "importance": summary_all["importance"].get(name)}
+                for name, f in features.items()
+            },
             "data_quality": quality,
             "prediction_drift": prediction,
+            "estimated_performance": estimate,
             "model_quality": quality_section,
             "violations": [v.to_dict() for v in violations],
             "seconds": time.perf_counter() - started,
         }
+    )
+
+
+def dataset_drift_violation(summary: Mapping[str, Any]) -> Violation:
+    """The ``dataset_drift_check`` violation, naming the rule(s) that fired with both shares."""
+    drifted = summary["drifted_features"]
+    weighted = summary.get("weighted_share")
+    plain_text = (
+        f"plain share {summary['share']:.0%} "
+        f"{'≥' if summary.get('plain_drift') else '<'} {summary['threshold']:.0%}"
+    )
+    weighted_text = (
+        f"importance-weighted share unavailable ({summary.get('weighted_reason')})"
+        if weighted is None
+        else f"importance-weighted share {weighted:.0%} "
+        f"{'≥' if summary.get('weighted_drift') else '<'} {summary['weighted_threshold']:.0%}"
+    )
+    rules = " and ".join(
+        {"share": "plain share", "weighted_share": "importance-weighted share"}[r]
+        for r in summary.get("rule") or []
+    )
+    # observed/expected: the weighted numbers when only that rule fired, else the plain ones.
+    by_weight = summary.get("rule") == ["weighted_share"]
+    return Violation(
+        DATASET_DRIFT,
+        None,
+        f"dataset drift by the {rules} rule: {len(drifted)} of {summary['judged_features']} "
+        f"features drifted ({plain_text}; {weighted_text}): {', '.join(drifted)}",
+        observed=weighted if by_weight else summary["share"],
+        expected=summary["weighted_threshold"] if by_weight else summary["threshold"],
     )
 
 
@@ -347,7 +407,7 @@ def run_monitor(
             ``inference_id`` or the label column.
         ValueError: Bad thresholds.
     """
-    from include.mlops.clarify.window import judge_window
+    from include.mlops.clarify.window import attribution_importance, judge_window
     from include.mlops.registry.versions import (
         RegistryError,
         champion,
@@ -397,6 +457,7 @@ def run_monitor(
             spec = training_spec(client, model_name, version)
         except RegistryError:
             spec = {}
+        importance, importance_reason = attribution_importance(client, info.run_id)
         log.info("judging %s version %d: %d rows", variant, version, len(rows))
         section = analyze_window(
             rows,
@@ -407,6 +468,8 @@ def run_monitor(
             problem_type=spec.get("problem_type"),
             expected_metrics=info.metrics,
             decision_threshold=spec.get("threshold", info.metrics.get("threshold")),
+            importance=importance,
+            importance_reason=importance_reason,
         )
         section.update(variant=variant, version=version)
         # Clarify: feature-attribution drift and (with ground truth) bias drift.
@@ -445,6 +508,7 @@ def run_monitor(
         "drift_summary": main["drift_summary"],
         "features": main["features"],
         "prediction_drift": main["prediction_drift"],
+        "estimated_performance": main.get("estimated_performance"),
         "model_quality": main["model_quality"],
         "ground_truth_dataset": ground_truth if isinstance(ground_truth, str) else None,
         "attribution_drift": main.get("attribution_drift"),
@@ -474,6 +538,7 @@ def run_monitor(
             quality.get("status"), quality.get("rows", 0), quality.get("window_rows", 0),
             report["ground_truth_dataset"] or "ground truth given",
         )  # fmt: skip
+    estimate = main.get("estimated_performance")
     return MonitorResult(
         model_name=model_name,
         version=report["version"],
@@ -486,6 +551,9 @@ def run_monitor(
         scores={name: f.get("score") for name, f in main["features"].items()},
         prediction_drift=bool(main["prediction_drift"].get("drift")),
         model_quality=None if quality is None else quality.get("status"),
+        estimated_quality=None if estimate is None else estimate.get("status"),
+        estimated_metrics=dict((estimate or {}).get("metrics") or {}),
+        weighted_share=main["drift_summary"].get("weighted_share"),
         violations=len(report["violations"]) + sum(len(s["violations"]) for s in others),
         variants={
             f"{s['variant']}:{s['version']}": {
@@ -546,6 +614,13 @@ def _empty_section(variant: str, version: int | None, rows: int, note: str) -> d
             "drift": False,
             "share": 0.0,
             "threshold": None,
+            "plain_drift": False,
+            "weighted_share": None,
+            "weighted_threshold": None,
+            "weighted_drift": False,
+            "weighted_reason": note,
+            "importance": {},
+            "rule": [],
             "drifted_features": [],
             "judged_features": 0,
         },
@@ -558,6 +633,7 @@ def _empty_section(variant: str, version: int | None, rows: int, note: str) -> d
             "threshold": None,
             "reason": note,
         },
+        "estimated_performance": {"method": "unavailable", "status": "unavailable", "reason": note},
         "model_quality": None,
         "violations": [],
         "notes": [note],
@@ -591,6 +667,7 @@ __all__ = [
     "MonitorError",
     "MonitorResult",
     "analyze_window",
+    "dataset_drift_violation",
     "infer_problem_type",
     "prediction_drift",
     "run_monitor",

@@ -14,7 +14,9 @@ who know its ``constraint_violations.json`` read ours the same way:
   category (it kept no ``__other__`` bucket); otherwise an unnamed value may be a rare
   training category, and it only counts toward drift (``__other__``);
 - ``baseline_drift_check``, ``dataset_drift_check``, ``prediction_drift_check``,
-  ``model_quality_check``: raised by the monitor from the drift and model-quality verdicts.
+  ``model_quality_check``: raised by the monitor from the drift and model-quality verdicts;
+- ``estimated_performance_check``: the performance estimated without labels (CBPE,
+  :mod:`include.mlops.monitoring.cbpe`) dropped below the version's test value.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ BASELINE_DRIFT = "baseline_drift_check"
 DATASET_DRIFT = "dataset_drift_check"
 PREDICTION_DRIFT = "prediction_drift_check"
 MODEL_QUALITY = "model_quality_check"
+ESTIMATED_PERFORMANCE = "estimated_performance_check"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 The params (docs/design.md "Param vocabulary"): ``model_name`` is ``all`` (every model with
 a champion) or a model name; ``window_hours`` in (0, 720]; ``ground_truth_dataset`` is
 a dataset name, or empty for each model's default ``<model>_ground_truth`` when that
-dataset is catalogued (else no model quality); ``drift_distance``, ``drift_p_value``, ``drift_share`` and
-``quality_tolerance``, ``attribution_drift_threshold`` and ``bias_drift_tolerance`` override
+dataset is catalogued (else no model quality); ``drift_distance``, ``drift_p_value``,
+``drift_share`` and ``quality_tolerance``, ``attribution_drift_threshold``,
+``bias_drift_tolerance``, ``weighted_drift_share`` and ``estimated_performance_tolerance``
+override
 :class:`~include.mlops.monitoring.drift.DriftThresholds`.
 """
 
@@ -29,6 +31,8 @@ THRESHOLD_PARAMS: dict[str, str] = {
     "quality_tolerance": "quality_tolerance",
     "attribution_drift_threshold": "attribution_ndcg",
     "bias_drift_tolerance": "bias_tolerance",
+    "weighted_drift_share": "weighted_drift_share",
+    "estimated_performance_tolerance": "estimated_performance_tolerance",
 }
 
 

@@ -413,7 +413,8 @@ def log_monitoring_run(
 
     Returns:
         The run id. Metrics: ``drift_score.<feature>``, ``dataset_drift`` (0/1),
-        ``drifted_features``, ``prediction_drift`` (0/1), ``violations``, ``rows``.
+        ``drifted_features``, ``prediction_drift`` (0/1), ``violations``, ``rows``, and
+        when computed ``weighted_drift_share`` and ``estimated.<metric>`` (CBPE).
     """
     experiment_id = ensure_experiment(client, experiment)
     model = str(summary.get("model_name"))
@@ -435,5 +436,10 @@ def log_monitoring_run(
         violations=float(summary.get("violations") or 0),
         rows=float(summary.get("rows") or 0),
     )
+    if _is_number(summary.get("weighted_share")):
+        metrics["weighted_drift_share"] = summary["weighted_share"]
+    for name, value in (summary.get("estimated_metrics") or {}).items():
+        if _is_number(value):
+            metrics[f"estimated.{name}"] = value
     finish_run(client, run.info.run_id, metrics=metrics)
     return str(run.info.run_id)

@@ -261,6 +261,17 @@ class MonitoringRun:
     html_key: str | None
     #: The report's ``attribution_drift`` section (Clarify's NDCG), when it has one.
     attribution: dict[str, Any] | None = None
+    #: Both dataset-drift rules: ``share``/``threshold`` (plain) and ``weighted_share``/
+    #: ``weighted_threshold`` (importance-weighted; ``None`` when unavailable, with
+    #: ``weighted_reason``), from the report's ``drift_summary``.
+    drift_rules: dict[str, Any] | None = None
+    #: The report's ``estimated_performance`` section (CBPE), when it has one.
+    estimated: dict[str, Any] | None = None
+
+    @property
+    def estimated_quality(self) -> str | None:
+        """The CBPE verdict (``ok``, ``degraded``, ...) or ``None`` when not estimated."""
+        return None if self.estimated is None else self.estimated.get("status")
 
     @property
     def drifted(self) -> list[str]:
@@ -334,7 +345,47 @@ def parse_monitoring_report(key: str, report: Mapping[str, Any]) -> MonitoringRu
         violations=[_violation_text(v) for v in report.get("violations") or []],
         html_key=f"{prefix}/report.html",
         attribution=_attribution(report.get("attribution_drift")),
+        drift_rules=_drift_rules(report.get("drift_summary")),
+        estimated=_estimated(report.get("estimated_performance")),
     )
+
+
+def _drift_rules(summary: Any) -> dict[str, Any] | None:
+    """Both dataset-drift shares and thresholds (``None`` for reports without a summary)."""
+    if not isinstance(summary, Mapping):
+        return None
+    return {
+        "share": _float(summary.get("share")),
+        "threshold": _float(summary.get("threshold")),
+        "plain_drift": bool(summary.get("plain_drift", summary.get("drift"))),
+        "weighted_share": _float(summary.get("weighted_share")),
+        "weighted_threshold": _float(summary.get("weighted_threshold")),
+        "weighted_drift": bool(summary.get("weighted_drift")),
+        "weighted_reason": _text(summary.get("weighted_reason")),
+    }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _estimated(section: Any) -> dict[str, Any] | None:
+    """The CBPE section: status, reason or per-metric estimate/test/drop."""
+    if not isinstance(section, Mapping) or not section.get("status"):
+        return None
+    metrics, reference, drop = (_mapping(section.get(k)) for k in ("metrics", "reference", "drop"))
+    degraded = set(section.get("degraded") or [])
+    return {
+        "status": str(section.get("status")),
+        "reason": _text(section.get("reason")),
+        "rows": _int(section.get("rows")),
+        "tolerance": _float(section.get("tolerance")),
+        "metrics": [
+            {"name": str(name), "estimate": _float(value), "test": _float(reference.get(name)),
+             "drop": _float(drop.get(name)), "degraded": name in degraded}
+            for name, value in metrics.items()
+        ],
+    }  # fmt: skip
 
 
 def _attribution(section: Any) -> dict[str, Any] | None:

@@ -411,9 +411,18 @@ def register_version(
     columns = input_columns(pipeline)
     train = splits.train
     predictions = _scores(pipeline, train[columns], prepared.problem_type)
+    # CBPE in the monitor: the positive-class probability calibrated on validation.
+    from include.mlops.monitoring.cbpe import validation_calibration
+
+    calibration = None
+    if prepared.problem_type == "binary":
+        calibration = validation_calibration(
+            pipeline, splits.validation, columns=columns, target=request.target
+        )
     baseline = compute_drift_baseline(
-        train, features=columns, target=request.target, predictions=predictions
-    )
+        train, features=columns, target=request.target, predictions=predictions,
+        calibration=calibration,
+    )  # fmt: skip
     report_files = {
         key[len(evaluation.report_prefix) + 1 :]: lake.read_bytes(key)
         for key in lake.list_files(evaluation.report_prefix + "/")
