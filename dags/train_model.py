@@ -5,8 +5,14 @@ SageMaker's training jobs + automatic model tuning + Model Registry, on Airflow 
 
 1. **resolve_request** — validate the params (a bad combination fails here, before any
    work). A run not started by hand (weekly, new curated data, drift) retrains the
-   current champion with its stored training spec on the newest data snapshot.
-2. **prepare_data** — Great Expectations gate on the training snapshot (target present,
+   current champion with its stored training spec (its data policy too) on the newest
+   data; when that would be exactly the snapshots the champion trained on, it skips,
+   naming the data it waits for, and alerts (task log; webhook/e-mail when configured).
+2. **prepare_data** — the data policy: the base dataset's partitions (all, or the newest
+   `data_window_days`) plus `<model_name>_feedback` (`use_feedback`), rows optionally
+   weighted by recency (`recency_half_life_days`); feedback newer than the champion's
+   training data is the recent window, its test share held out of training. Then the
+   Great Expectations gate on the training snapshot (target present,
    not missing, not constant; minimum rows; class balance; single-feature leakage
    check at ROC-AUC ≥ 0.99), then the 80/10/10 split (stratified, or by `time_column`)
    written to `features/<model>/<snapshot>/`; then the shared Optuna study and the
@@ -15,7 +21,9 @@ SageMaker's training jobs + automatic model tuning + Model Registry, on Airflow 
    shared study (random, grid, bayesian TPE, hyperband pruning); every trial is an
    MLflow child run of the tuning run, logged while the next trial computes.
 4. **evaluate** — refit the best trial; test-split metrics beside the majority/mean
-   baseline and the current champion (re-scored on the same split); gates:
+   baseline and the current champion (re-scored on the same split), and both on the
+   recent window; the gates judge the recent window when it has at least 400 rows, else
+   the test split; gates:
    `min_objective`, beat the baseline, not worse than the champion beyond tolerance;
    with `bias_facets`, Clarify's bias metrics (and the optional `bias_gate`), and
    per-row explanations (global attributions, beeswarm, the attribution baseline).
@@ -67,7 +75,7 @@ with DAG(
     tags=["training", "tuning", "registry"],
     params={
         "dataset": Param("churn", type="string", pattern=NAME_PATTERN, title="Dataset",
-                         description="Curated dataset to train on (every partition: the newest snapshot)."),
+                         description="Curated dataset to train on (its newest snapshot; see Data window)."),
         "target": Param("churned", type="string", minLength=1, title="Target column",
                         description="The column to predict."),
         "model_name": Param("churn_model", type="string", pattern=NAME_PATTERN, title="Model name",
@@ -101,6 +109,20 @@ with DAG(
                              description="Split by time on this column (oldest to train). Empty: random split."),
         "timeout_minutes": Param(60, type="number", exclusiveMinimum=0, maximum=1440, title="Tuning timeout (minutes)",
                                  description="No new trial starts after this."),
+        "data_window_days": Param(None, type=["null", "integer"], minimum=1, maximum=36500,
+                                  title="Data window (days)",
+                                  description="Train on the base dataset's newest N days of dt= partitions, counted back "
+                                              "from its newest partition. Empty: every partition."),
+        "use_feedback": Param(True, type="boolean", title="Use feedback data",
+                              description="Add <model_name>_feedback (served requests joined with their ground "
+                                          "truth) when it holds rows. Feedback newer than the champion's training "
+                                          "data is the recent window: its test share is held out to judge the "
+                                          "new model and the champion on today's data."),
+        "recency_half_life_days": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                                        title="Recency half-life (days)",
+                                        description="Weight each training row 0.5 ** (age / half-life), its age "
+                                                    "in days behind the newest partition, in every fit. Empty: "
+                                                    "every row counts the same."),
         "bias_facets": Param([], type="array", items={"type": "string", "pattern": FACET_PATTERN},
                              maxItems=MAX_BIAS_FACETS, title="Bias facets",
                              description="Groups to measure bias for (SageMaker Clarify's metrics, binary targets): "

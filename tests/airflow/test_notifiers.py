@@ -138,3 +138,21 @@ def test_without_connections_only_the_log_and_retired_variables_are_named(
     assert "MLOPS_ALERT_WEBHOOK_URL no longer read" in caplog.text
     assert "connection 'alerts_smtp' is not: no e-mail" in caplog.text
     assert "could not" not in caplog.text
+
+
+def test_a_plain_alert_goes_to_the_log_and_the_webhook(
+    webhook: tuple[str, list[Any]], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    from include.mlops.airflow.notifiers import MessageNotifier
+
+    url, posted = webhook
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": url})
+    )
+    monkeypatch.delenv("MLOPS_ALERT_EMAIL_TO", raising=False)
+    text = "Retraining skipped: churn_model v1 already trained on churn snapshot ab12"
+    MessageNotifier(text, subject="retraining of churn_model skipped",
+                    details={"model_name": "churn_model"}).notify({})  # fmt: skip
+    assert posted == [{"text": text, "alert": {"model_name": "churn_model"}}]
+    assert f"ALERT (retraining of churn_model skipped): {text}" in caplog.text

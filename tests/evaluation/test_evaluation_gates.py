@@ -117,3 +117,43 @@ def test_decision_serialises_for_xcom() -> None:
     as_dict = decision.to_dict()
     assert as_dict["promote"] is True and as_dict["checks"][0]["gate"] == "baseline"
     assert decision.summary().startswith("PASS baseline")
+
+
+# -- which rows the gates judge ------------------------------------------------------------
+def test_the_recent_window_decides_from_min_rows_and_the_test_split_below() -> None:
+    from include.mlops.evaluation.gates import MIN_RECENT_ROWS, RECENT_WINDOW, TEST_SPLIT, gate_rows
+
+    window = {"rows": MIN_RECENT_ROWS, "candidate": {"roc_auc": 0.8}}
+    assert gate_rows(window, "roc_auc")[0] == RECENT_WINDOW
+    where, why = gate_rows({**window, "rows": MIN_RECENT_ROWS - 1}, "roc_auc")
+    assert (
+        where == TEST_SPLIT
+        and f"{MIN_RECENT_ROWS - 1} rows, fewer than the {MIN_RECENT_ROWS}" in why
+    )
+    assert gate_rows(None, "roc_auc")[0] == TEST_SPLIT
+    undefined = {"rows": 10_000, "candidate": {"roc_auc": None}}
+    assert gate_rows(undefined, "roc_auc") == (
+        TEST_SPLIT, "roc_auc is undefined on the recent window (one class only?)",
+    )  # fmt: skip
+
+
+def test_a_decision_on_the_recent_window_says_so() -> None:
+    from include.mlops.evaluation.gates import RECENT_WINDOW
+
+    decision = should_promote(
+        {"roc_auc": 0.70}, baseline={"roc_auc": 0.5}, champion={"roc_auc": 0.80},
+        objective="roc_auc", evaluated_on=RECENT_WINDOW, reason="the recent window has 500 rows",
+    )  # fmt: skip
+    assert not decision.promote
+    assert decision.to_dict()["evaluated_on"] == RECENT_WINDOW
+    champion = _gate(decision, "champion").message
+    assert champion.startswith(
+        "recent window roc_auc 0.7000 vs champion 0.8000 on the same recent window"
+    )
+    assert decision.summary().startswith(
+        "judged on the recent window: the recent window has 500 rows"
+    )
+    with pytest.raises(
+        ModelGateError, match="model gate failed \\(champion\\) on the recent window"
+    ):
+        raise_for_gates(decision, "s3://lake/card.html")

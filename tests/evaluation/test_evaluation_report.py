@@ -115,3 +115,37 @@ def test_report_files_and_model_card(tmp_path) -> None:
     page = lake.read_bytes(f"{prefix}/model_card.html").decode()
     assert "<img src='roc.png'" in page and "<img src='confusion_matrix.png'" in page
     assert "Rank customers for retention calls." in page and "<table>" in page
+
+
+def test_model_card_shows_the_test_split_and_the_recent_window_side_by_side(tmp_path) -> None:
+    lake = Lake.local(tmp_path)
+    report = _report("binary", "logistic_regression")
+    comparison = {
+        "champion_version": "2", "champion": {"roc_auc": 0.71}, "evaluated_on": "test split",
+        "reason": "the recent window has 40 rows, fewer than the 400 it needs",
+        "recent": {"rows": 40, "min_rows": 400, "used_for_gate": False, "champion_version": "2",
+                   "partitions": ["2026-12-01"], "candidate": {"roc_auc": 0.66},
+                   "champion": {"roc_auc": 0.61}},
+        "data": {"base": {"dataset": "churn", "snapshot_id": "s", "partitions": ["2026-11-01", "2026-11-30"]},
+                 "feedback": {"dataset": "churn_feedback", "snapshot_id": "fb", "rows": 400},
+                 "policy": {"data_window_days": 30, "use_feedback": True,
+                            "recency_half_life_days": 7}},
+    }  # fmt: skip
+    write_evaluation_report(
+        lake, report, model_name="churn", version=3, data_snapshot="s", dataset="churn",
+        comparison=comparison,
+    )  # fmt: skip
+    card = lake.read_bytes("reports/evaluation/churn/3/model_card.md").decode()
+    assert "## Test split and recent window" in card
+    assert (
+        "| metric | test split: this model | test split: champion v2 | recent window: this model"
+        in card
+    )
+    assert f"| roc_auc | {report.metrics['roc_auc']:.4f} | 0.7100 | 0.6600 | 0.6100 |" in card
+    assert "The gates judged the test split: the recent window has 40 rows" in card
+    assert "| Feedback data | churn_feedback: 400 rows, snapshot fb |" in card
+    assert "| Data window | newest 30 days |" in card and "half-life 7 days" in card
+    page = lake.read_bytes("reports/evaluation/churn/3/model_card.html").decode()
+    assert "<h2>Test split and recent window</h2>" in page and "recent window: champion v2" in page
+    metrics = json.loads(lake.read_bytes("reports/evaluation/churn/3/metrics.json"))
+    assert metrics["comparison"]["recent"]["rows"] == 40

@@ -228,15 +228,31 @@ def test_unknown_or_malformed_facets_are_refused_naming_them(s3_server, training
     assert request["bias_facets"] == ["age>=60"]
 
 
-def test_unattended_runs_retrain_the_champion_spec(training_env) -> None:
+def test_unattended_runs_retrain_the_champion_spec(s3_server, training_env, tmp_path) -> None:
     """Weekly / new-data / drift runs reuse the champion's stored spec, or skip."""
     from types import SimpleNamespace
 
     from airflow.sdk.exceptions import AirflowSkipException
 
     from include.mlops.airflow.training import resolve_request
+    from include.mlops.demo.landing import write_landing_file
+    from include.mlops.etl.catalog import record_partition
+    from include.mlops.etl.load import publish_partition
+    from include.mlops.etl.pipeline import ingest_partition
 
     drift = SimpleNamespace(extra={"model_name": MODEL, "version": "1", "features": ["age"]})
+    # The champion's own data: retraining would repeat it (the data policy's skip).
+    with pytest.raises(AirflowSkipException, match=f"{MODEL} v1 already trained on {DATASET}"):
+        resolve_request({"model_name": "some_default"}, dag_run=SimpleNamespace(run_type="asset_triggered"),
+                        triggering_asset_events={"drift_detected": [drift]})  # fmt: skip
+    src = tmp_path / "2026-11-03.csv"
+    write_landing_file(src, fmt="csv", n_rows=1500, seed=13, start_id=1 + 10_000 * 13)
+    result = ingest_partition(
+        s3_server.lake(), dataset=DATASET, source_fs=pafs.LocalFileSystem(), source_paths=[str(src)],
+        partition="2026-11-03", run_id="seed_2026-11-03", pii_salt="s",
+    )  # fmt: skip
+    publish_partition(s3_server.lake(), result)
+    record_partition(s3_server.lake(), DATASET, result.schema, result)
     request = resolve_request(
         {"model_name": "some_default"},
         dag_run=SimpleNamespace(run_type="asset_triggered"),

@@ -179,3 +179,50 @@ def test_objective_scores_match_sklearn_on_known_inputs() -> None:
         "r2",
     }
     assert best_f1_threshold(is_yes, proba) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("algorithm", ["logistic_regression", "xgboost", "random_forest"])
+def test_recency_weights_reach_the_fit(algorithm: str) -> None:
+    """Old rows say y follows x, new rows the opposite: only weights make the new rule win,
+    so this cannot pass if a fit ignores ``Splits.train_weight``."""
+    rng = np.random.default_rng(3)
+    n_old, n_new = 2000, 200
+    x = rng.normal(0, 1, n_old + n_new)
+    y = np.where(np.arange(n_old + n_new) < n_old, x > 0, x < 0).astype(int)
+    train = pd.DataFrame({"x": x, "y": y})
+    validation = pd.DataFrame({"x": [-2.0, -1.0, 1.0, 2.0], "y": [1, 1, 0, 0]})
+    weight = np.where(np.arange(n_old + n_new) < n_old, 0.5**10, 1.0)
+    probe = pd.DataFrame({"x": [-2.0, 2.0]})
+
+    def p_positive(w: np.ndarray | None) -> np.ndarray:
+        splits = Splits(train, validation, validation, {}, w)
+        fitted = fit_candidate(algorithm, None, splits, target="y", problem_type="binary")
+        return fitted.pipeline.predict_proba(probe)[:, 1]
+
+    unweighted, weighted = p_positive(None), p_positive(weight)
+    assert unweighted[1] > unweighted[0]  # the old majority rule
+    assert weighted[0] > weighted[1]  # the recent rule
+
+
+def test_weights_travel_with_the_split_and_never_become_a_feature(tmp_path) -> None:
+    from include.mlops.lake import Lake
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, 100)
+    df = pd.DataFrame({"x": x, "w": np.linspace(0.1, 1, 100), "y": (x > 0).astype(int)})
+    splits = split_dataset(df, target="y", problem_type="binary", seed=0, weight_column="w")
+    assert "w" not in splits.train.columns and "w" not in splits.test.columns
+    # Each train row keeps its own weight.
+    by_x = dict(zip(df["x"], df["w"], strict=True))
+    assert splits.train_weight.tolist() == [by_x[v] for v in splits.train["x"]]
+    lake = Lake.local(tmp_path)
+    splits.write(lake, "features/m/s")
+    again = Splits.read(lake, "features/m/s")
+    assert np.allclose(again.train_weight, splits.train_weight)
+    # An unweighted split written over it reads back unweighted (no stale weights).
+    split_dataset(df.drop(columns=["w"]), target="y", problem_type="binary").write(
+        lake, "features/m/s"
+    )
+    assert Splits.read(lake, "features/m/s").train_weight is None
+    fitted = fit_candidate("logistic_regression", None, again, target="y", problem_type="binary")
+    assert "w" not in fitted.pipeline.feature_names_in_

@@ -53,3 +53,38 @@ def test_check_columns_names_the_field_and_the_columns_there_are() -> None:
     fine.check_columns(
         {"churned": "int64", "age": "int64"}
     )  # no time column: nothing else to check
+
+
+# -- the data policy ---------------------------------------------------------------------
+POLICY_BASE = {"dataset": "churn", "target": "churned", "model_name": "churn_model"}
+
+
+def test_data_policy_defaults_and_older_specs_without_it() -> None:
+    request = TrainingRequest.from_params(POLICY_BASE)
+    assert (request.data_window_days, request.use_feedback, request.recency_half_life_days) == (
+        None, True, None,
+    )  # fmt: skip
+    stored = request.to_dict()
+    assert {"data_window_days", "use_feedback", "recency_half_life_days"} <= stored.keys()
+    # A spec written before the policy existed, and empty form fields, keep the defaults.
+    form = {**POLICY_BASE, "data_window_days": "", "recency_half_life_days": None,
+            "use_feedback": None}  # fmt: skip
+    assert TrainingRequest.from_params(form) == request
+
+
+def test_data_policy_round_trips_through_the_stored_spec() -> None:
+    policy = {"data_window_days": 30.0, "use_feedback": False, "recency_half_life_days": 7}
+    request = TrainingRequest.from_params({**POLICY_BASE, **policy})
+    assert request.data_window_days == 30 and isinstance(request.data_window_days, int)
+    assert TrainingRequest.from_params(request.to_dict()) == request
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("data_window_days", 0), ("data_window_days", 2.5), ("data_window_days", "7"),
+     ("recency_half_life_days", 0), ("recency_half_life_days", -3),
+     ("recency_half_life_days", float("inf")), ("use_feedback", "yes")],
+)  # fmt: skip
+def test_a_bad_data_policy_is_named_by_field(field: str, value: object) -> None:
+    with pytest.raises(TrainingRequestError, match=field):
+        TrainingRequest.from_params({**POLICY_BASE, field: value})

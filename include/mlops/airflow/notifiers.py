@@ -170,3 +170,76 @@ def _warn_retired_variables() -> None:
             "its from_email extra) instead; see include/mlops/airflow/notifiers.py",
             ", ".join(set_names), WEBHOOK_CONN_ID, SMTP_CONN_ID,
         )  # fmt: skip
+
+
+class MessageNotifier(BaseNotifier):
+    """Log one plain alert and deliver it on every channel with a connection (the drift
+    alert's channels: ``alerts_webhook``, ``alerts_smtp`` + ``MLOPS_ALERT_EMAIL_TO``).
+
+    For alerts that are one sentence already, e.g. an unattended retrain that skipped
+    because its data is the champion's (see :mod:`include.mlops.airflow.training`).
+
+    Args:
+        message: What happened, in one paragraph.
+        subject: E-mail subject (after ``[mlops]``) and the log line's label.
+        details: Machine-readable fields, posted beside the text as ``alert``.
+        webhook_conn_id: The ``http`` connection of the webhook.
+        smtp_conn_id: The ``smtp`` connection of the mail server.
+        email_to: Recipients (comma-separated); default ``MLOPS_ALERT_EMAIL_TO``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str,
+        details: Mapping[str, Any] | None = None,
+        webhook_conn_id: str = WEBHOOK_CONN_ID,
+        smtp_conn_id: str = SMTP_CONN_ID,
+        email_to: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.message = message
+        self.subject = subject
+        self.details = dict(details or {})
+        self.webhook_conn_id = webhook_conn_id
+        self.smtp_conn_id = smtp_conn_id
+        self.email_to = email_to
+
+    def notify(self, context: Any) -> None:
+        """Deliver the message on every configured channel; a failed delivery is logged."""
+        log.warning("ALERT (%s): %s", self.subject, self.message)
+        if _connection(self.webhook_conn_id) is not None:
+            from airflow.providers.http.notifications.http import HttpNotifier
+
+            body = json.dumps({"text": self.message, "alert": self.details}, default=str)
+            webhook = HttpNotifier(
+                http_conn_id=self.webhook_conn_id, data=body,
+                headers={"Content-Type": "application/json"},
+                extra_options={"timeout": WEBHOOK_TIMEOUT},
+            )  # fmt: skip
+            try:
+                webhook.notify(context)
+                log.info("alert posted to the webhook (connection %r)", self.webhook_conn_id)
+            except Exception as exc:  # refused, timeout, 5xx, bad URL: log it
+                log.error("could not post the alert to connection %r: %s",
+                          self.webhook_conn_id, exc)  # fmt: skip
+        to = self.email_to if self.email_to is not None else os.environ.get("MLOPS_ALERT_EMAIL_TO")
+        smtp = _connection(self.smtp_conn_id) if to else None
+        if to and smtp is not None:
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            from include.mlops.templates import render
+
+            mail = SmtpNotifier(
+                to=to, from_email=smtp.extra_dejson.get("from_email") or DEFAULT_FROM_EMAIL,
+                subject=f"[mlops] {self.subject}",
+                html_content=render("email/drift_alert.html", message=self.message),
+                smtp_conn_id=self.smtp_conn_id,
+            )  # fmt: skip
+            try:
+                mail.notify(context)
+                log.info("alert mailed to %s via connection %r", to, self.smtp_conn_id)
+            except Exception as exc:  # refused, auth, TLS, rejected recipient: log it
+                log.error("could not mail the alert to %s via connection %r: %s",
+                          to, self.smtp_conn_id, exc)  # fmt: skip

@@ -27,7 +27,9 @@ def resolve_request(
     """Validate a manual run's params; for a scheduled/asset run, the champion's spec.
 
     A run not started by hand retrains the current champion with its stored training
-    spec on the newest snapshot; with no champion yet there is nothing to retrain. A
+    spec (its data policy included) on the newest snapshot; with no champion yet there is
+    nothing to retrain, and when that policy selects exactly the snapshots the champion
+    trained on it skips, saying which data it waits for (and alerts). A
     manual run that would wait for an approval no one may give (``MLOPS_APPROVERS``
     names only the user who triggered it) is refused here, before any work.
     """
@@ -92,11 +94,51 @@ def _retrain_request(params: dict[str, Any], events: Any, *, dag_run: Any, ti: A
             f"new data in {sorted(datasets)}; {model_name} trains on {spec.get('dataset')!r}: nothing to do"
         )
     request = TrainingRequest.from_params(spec)
+    _skip_if_data_unchanged(request, spec, current)
     _claim_retraining(client, model_name, dag_run=dag_run, ti=ti)
     log.info(
         "retraining %s from champion v%s's spec on the newest snapshot", model_name, current.version
     )
     return request.to_dict()
+
+
+def _skip_if_data_unchanged(request: TrainingRequest, spec: dict[str, Any], current: Any) -> None:
+    """Skip (and alert) when the champion's data policy selects exactly the snapshots the
+    champion already trained on: retraining would only repeat it.
+
+    Raises:
+        AirflowSkipException: Naming the snapshots it has and the data it waits for.
+    """
+    from include.mlops.airflow.notifiers import MessageNotifier
+    from include.mlops.training.data import (
+        plan_training_data,
+        same_data,
+        stored_data_block,
+        waiting_message,
+    )
+
+    try:
+        plan = plan_training_data(
+            LakeHook().get_lake(), dataset=request.dataset, model_name=request.model_name,
+            window_days=request.data_window_days, use_feedback=request.use_feedback,
+        )  # fmt: skip
+    except FileNotFoundError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    stored = stored_data_block(spec, (current.tags or {}).get("data_snapshot"))
+    if not same_data(plan, stored):
+        log.info("new data since champion v%s: %s (it trained on %s)", current.version,
+                 plan.snapshots(), stored)  # fmt: skip
+        return
+    message = waiting_message(
+        request.model_name, current.version, plan, use_feedback=request.use_feedback
+    )
+    MessageNotifier(
+        f"Retraining skipped: {message}.",
+        subject=f"retraining of {request.model_name} skipped: no new data",
+        details={"model_name": request.model_name, "version": str(current.version),
+                 "data_snapshots": plan.snapshots(), "action": "retraining skipped"},
+    ).notify({})  # fmt: skip
+    raise AirflowSkipException(message)
 
 
 def _claim_retraining(client: Any, model_name: str, *, dag_run: Any, ti: Any) -> None:
@@ -120,11 +162,13 @@ def _claim_retraining(client: Any, model_name: str, *, dag_run: Any, ti: Any) ->
 
 def prepare(request: TrainingRequest, *, run_id: str) -> PreparedData:
     from include.mlops.quality.gate import DataQualityError
-    from include.mlops.workflows.training import prepare_training_data
+    from include.mlops.workflows.training import champion_training_data, prepare_training_data
 
-    lake = LakeHook().get_lake()
+    hook = LakeHook()
+    # The champion's training data decides the recent window held out for judging.
+    champion = champion_training_data(hook.get_mlflow_client(), request.model_name)
     try:
-        return prepare_training_data(lake, request, run_id=run_id)
+        return prepare_training_data(hook.get_lake(), request, run_id=run_id, champion=champion)
     except DataQualityError as exc:
         raise AirflowFailException(str(exc)) from exc
     except FileNotFoundError as exc:

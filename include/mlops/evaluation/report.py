@@ -13,10 +13,11 @@ what data it saw, how it did against the baseline, where it may fail, what drive
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from include.mlops.evaluation.plots import evaluation_plots
+from include.mlops.jsonable import jsonable
 from include.mlops.templates import render
 from include.mlops.training.fit import METRIC_DIRECTION
 
@@ -70,6 +71,7 @@ def write_evaluation_report(
     limitations: Iterable[str] = (),
     training_spec: dict[str, Any] | None = None,
     clarify: ClarifyEvidence | None = None,
+    comparison: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the metrics, plots and model card of one model version.
 
@@ -85,6 +87,10 @@ def write_evaluation_report(
         training_spec: Algorithm, parameters, objective... shown in the card.
         clarify: Bias report and explanations (:mod:`include.mlops.clarify.evidence`):
             their files are written beside the card and their sections added to it.
+        comparison: The champion and the recent window: ``{"champion_version",
+            "champion": test metrics, "recent": CandidateEvaluation.recent,
+            "evaluated_on", "reason", "data": PreparedData.data}``; the card then shows the
+            test split and the recent window side by side, and the feedback data.
 
     Returns:
         ``{"prefix", "uri", "model_card_uri", "keys": {file: key}, "uris": {file: uri}}``;
@@ -99,6 +105,7 @@ def write_evaluation_report(
         "data_snapshot": data_snapshot,
         **report.to_dict(),
         "training_spec": training_spec or {},
+        "comparison": jsonable(dict(comparison or {})),
     }
     extra = dict(clarify.files) if clarify is not None else {}
     files: dict[str, bytes | None] = {"metrics.json": None, **plots, **extra}
@@ -117,6 +124,7 @@ def write_evaluation_report(
         intended_use=intended_use,
         limitations=[*limitations, *generated_limitations(report)],
         training_spec=training_spec or {},
+        comparison=comparison or {},
     )
     markdown = _markdown(card, list(plots)) + (
         "\n".join(clarify.markdown()) + "\n" if clarify is not None else ""
@@ -179,6 +187,7 @@ def _card_sections(
     intended_use: str,
     limitations: list[str],
     training_spec: dict[str, Any],
+    comparison: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The card's content, rendered identically to Markdown and HTML."""
     details = [
@@ -196,6 +205,8 @@ def _card_sections(
         ("Data snapshot", data_snapshot),
         *((f"{name.capitalize()} rows", str(n)) for name, n in report.split_rows.items()),
     ]
+    comparison = comparison or {}
+    data.extend(_data_policy_rows(comparison.get("data") or {}))
     rows = REGRESSION_ROWS if report.problem_type == "regression" else CLASSIFICATION_ROWS
     metrics = []
     for metric in rows:
@@ -216,7 +227,57 @@ def _card_sections(
         "limitations": limitations,
         "features": features,
         "importance_method": report.importance_method,
+        "side_by_side": _side_by_side(report, comparison),
     }
+
+
+def _data_policy_rows(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The data policy and the feedback data, as rows of the card's data table."""
+    if not data:
+        return []
+    out = []
+    base = data.get("base") or {}
+    if base.get("partitions"):
+        parts = base["partitions"]
+        out.append(("Partitions", f"{len(parts)} ({parts[0]} … {parts[-1]})"))
+    feedback = data.get("feedback")
+    if feedback:
+        out.append(("Feedback data", f"{feedback['dataset']}: {feedback.get('rows')} rows, "
+                    f"snapshot {feedback['snapshot_id']}"))  # fmt: skip
+    else:
+        out.append(("Feedback data", "none"))
+    policy = data.get("policy") or {}
+    out.append(("Data window", f"newest {policy['data_window_days']} days"
+                if policy.get("data_window_days") else "every partition"))  # fmt: skip
+    out.append(("Recency weighting", f"half-life {policy['recency_half_life_days']} days"
+                if policy.get("recency_half_life_days") else "none"))  # fmt: skip
+    return out
+
+
+def _side_by_side(report: EvaluationReport, comparison: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The test split and the recent window, candidate and champion, in one table."""
+    recent = comparison.get("recent")
+    if not recent:
+        return None
+    version = comparison.get("champion_version") or recent.get("champion_version")
+    champion = comparison.get("champion") or {}
+    header = ["metric", "test split: this model", f"test split: champion v{version}",
+              "recent window: this model", f"recent window: champion v{version}"]  # fmt: skip
+    names = REGRESSION_ROWS if report.problem_type == "regression" else CLASSIFICATION_ROWS
+    rows = [
+        [m, _number(report.metrics.get(m)), _number(champion.get(m)),
+         _number((recent.get("candidate") or {}).get(m)),
+         _number((recent.get("champion") or {}).get(m))]
+        for m in names
+    ]  # fmt: skip
+    parts = ", ".join(recent.get("partitions") or []) or "no partition"
+    note = (
+        f"Recent window: {recent.get('rows', 0)} held-out rows of labelled traffic ({parts}) "
+        f"that champion v{version} never trained on and this model did not train on. "
+        f"The gates judged the {comparison.get('evaluated_on', 'test split')}: "
+        f"{comparison.get('reason', '')} (the window decides from {recent.get('min_rows')} rows)."
+    )
+    return {"header": header, "rows": rows, "note": note}
 
 
 def _markdown(card: dict[str, Any], plots: list[str]) -> str:
@@ -233,6 +294,11 @@ def _markdown(card: dict[str, Any], plots: list[str]) -> str:
         "|---|---:|---:|---:|---|",
     ]
     lines += [f"| {m} | {a} | {b} | {d} | {w} |" for m, a, b, d, w in card["metrics"]]
+    side = card.get("side_by_side")
+    if side:
+        lines += ["", "## Test split and recent window", "", side["note"], ""]
+        lines += ["| " + " | ".join(side["header"]) + " |", "|---|" + "---:|" * 4]
+        lines += ["| " + " | ".join(map(_md, row)) + " |" for row in side["rows"]]
     confusion = _confusion_table(card["confusion"])
     if confusion:
         lines += ["", "### Confusion matrix (rows actual, columns predicted)", ""]

@@ -31,6 +31,8 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 MAX_CLASSES_FOR_NUMERIC_TARGET = 20
 #: Name of the small JSON file written beside the Parquet files.
 MANIFEST_NAME = "split.json"
+#: The train rows' sample weights (recency weighting), beside the splits when there are any.
+WEIGHTS_NAME = "train_weight.parquet"
 
 
 def infer_problem_type(y: Sequence[Any] | pd.Series) -> ProblemType:
@@ -75,12 +77,16 @@ class Splits:
         validation: Rows for early stopping, tuning and choosing the decision threshold.
         test: Held-out rows, touched only by the final evaluation.
         info: How the split was made (target, problem type, seed, fractions, time column).
+        train_weight: One sample weight per train row, or ``None`` (every row counts the
+            same). Kept apart from the frames, so it can never become a feature; every fit
+            (tuning trials, the refit) passes it as ``sample_weight``.
     """
 
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+    train_weight: np.ndarray | None = None
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in SPLIT_NAMES:
@@ -110,7 +116,15 @@ class Splits:
             buffer = io.BytesIO()
             self[name].to_parquet(buffer, index=False)
             uris[name] = lake.write_bytes(_key(prefix, f"{name}.parquet"), buffer.getvalue())
-        manifest = {**self.info, "rows": self.sizes()}
+        weighted = self.train_weight is not None
+        if weighted:
+            buffer = io.BytesIO()
+            pd.DataFrame({"weight": np.asarray(self.train_weight, dtype=float)}).to_parquet(
+                buffer, index=False
+            )
+            uris["train_weight"] = lake.write_bytes(_key(prefix, WEIGHTS_NAME), buffer.getvalue())
+        # The manifest says whether weights belong to this split (a stale file never does).
+        manifest = {**self.info, "rows": self.sizes(), "weighted": weighted}
         uris["manifest"] = lake.write_json(_key(prefix, MANIFEST_NAME), manifest)
         return uris
 
@@ -132,7 +146,11 @@ class Splits:
         manifest_key = _key(prefix, MANIFEST_NAME)
         info = json.loads(lake.read_bytes(manifest_key)) if lake.exists(manifest_key) else {}
         info.pop("rows", None)
-        return cls(frames["train"], frames["validation"], frames["test"], info)
+        weight = None
+        if info.pop("weighted", False):
+            raw = lake.read_bytes(_key(prefix, WEIGHTS_NAME))
+            weight = pd.read_parquet(io.BytesIO(raw))["weight"].to_numpy(dtype=float)
+        return cls(frames["train"], frames["validation"], frames["test"], info, weight)
 
 
 def split_dataset(
@@ -143,6 +161,7 @@ def split_dataset(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
     time_column: str | None = None,
+    weight_column: str | None = None,
 ) -> Splits:
     """Split a dataset into train, validation and test parts.
 
@@ -159,6 +178,8 @@ def split_dataset(
         fractions: Shares of train, validation and test; positive, summing to 1.
         seed: Random seed of the shuffle.
         time_column: Column to split by time instead of at random.
+        weight_column: Column of sample weights: taken out of every part, the train
+            rows' kept as :attr:`Splits.train_weight`.
 
     Returns:
         The three parts, each with a fresh index, and a record of how they were made.
@@ -215,11 +236,18 @@ def split_dataset(
         "stratified": stratified,
         "dropped_missing_target": dropped,
     }
+    train_weight = None
+    if weight_column is not None:
+        train_weight = train[weight_column].to_numpy(dtype=float)
+        train, validation, test = (
+            part.drop(columns=[weight_column]) for part in (train, validation, test)
+        )
     return Splits(
         train.reset_index(drop=True),
         validation.reset_index(drop=True),
         test.reset_index(drop=True),
         info,
+        train_weight,
     )
 
 

@@ -222,7 +222,8 @@ def fit_candidate(
     Args:
         algorithm: Algorithm name (see :mod:`include.mlops.training.algorithms`).
         params: Estimator parameters; ``None`` for the algorithm's defaults.
-        splits: Train/validation/test data (test is not touched here).
+        splits: Train/validation/test data (test is not touched here); its
+            ``train_weight``, when set, is every fit's ``sample_weight``.
         target: Target column name.
         problem_type: ``binary``, ``multiclass`` or ``regression``.
         seed: Random seed of the estimator and the target encoder's folds.
@@ -246,6 +247,10 @@ def fit_candidate(
     X_train, y_train = _features_and_target(splits.train, target)
     X_val, y_val = _features_and_target(splits.validation, target)
     params = spec.default_params() if params is None else dict(params)
+    # Recency weights (the data policy's half-life): every fit, trial or refit, uses them.
+    weight = splits.train_weight
+    if weight is not None and len(weight) != len(X_train):
+        raise ValueError(f"{len(weight)} sample weights for {len(X_train)} train rows")
 
     started = time.perf_counter()
     features = build_preprocessor(
@@ -281,6 +286,8 @@ def fit_candidate(
         fit_kwargs: dict[str, Any] = {"eval_set": [(Xt_val, y_val)], "verbose": False}
         if problem_type == "multiclass":
             fit_kwargs["sample_weight"] = compute_sample_weight("balanced", y_train)
+        if weight is not None:
+            fit_kwargs["sample_weight"] = fit_kwargs.get("sample_weight", 1.0) * weight
         try:
             model.fit(Xt_train, y_train, **fit_kwargs)
         finally:
@@ -294,7 +301,10 @@ def fit_candidate(
             threads=threads,
         )  # fmt: skip
         pipeline = Pipeline([("features", features), ("model", model)])
-        pipeline.fit(X_train, y_train)
+        if weight is None:
+            pipeline.fit(X_train, y_train)
+        else:
+            pipeline.fit(X_train, y_train, model__sample_weight=weight)
     fit_seconds = time.perf_counter() - started
 
     scores = validation_scores(pipeline, X_val, y_val, problem_type)

@@ -45,6 +45,12 @@ class PreparedData(_HandOff):
         quality_report: URI of the training-data gate's Data Docs.
         quality_score: The gate's score.
         leakage: Single-feature ROC-AUC per feature (classification).
+        data: What the run trains on (its data policy applied): ``base`` and
+            ``feedback`` ``{"dataset", "snapshot_id", "partitions"[, "rows"]}`` (feedback
+            ``None`` when unused or empty), ``policy`` (the three request fields) and
+            ``recent`` ``{"rows", "feedback_rows", "partitions", "champion_version",
+            "key"}`` (the held-out recent window; ``None`` without a champion or feedback).
+            Stored in the version's spec, so the next retrain knows what it saw.
     """
 
     snapshot_id: str
@@ -57,6 +63,7 @@ class PreparedData(_HandOff):
     quality_report: str | None = None
     quality_score: float | None = None
     leakage: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,10 @@ class CandidateEvaluation(_HandOff):
         report_uri: URI of its model card.
         threshold: Binary decision threshold chosen on validation.
         tuning: :func:`~include.mlops.tuning.worker.study_summary`.
+        recent: The recent labelled window: ``{"rows", "min_rows", "used_for_gate",
+            "candidate": {metric: value}, "champion": {metric: value} | None,
+            "baseline": {metric: value}, "partitions", "champion_version"}``, or ``None``
+            when the run has no window (no champion, or no feedback).
     """
 
     candidate_key: str
@@ -122,6 +133,7 @@ class CandidateEvaluation(_HandOff):
     report_uri: str
     threshold: float | None = None
     tuning: dict[str, Any] = field(default_factory=dict)
+    recent: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

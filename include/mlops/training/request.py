@@ -60,6 +60,10 @@ class TrainingRequest:
     bias_group_column: str | None = None
     bias_gate: str = "off"
     bias_bounds: Mapping[str, Any] = field(default_factory=dict)
+    # The data policy (stored in the spec, so an unattended retrain reuses the champion's).
+    data_window_days: int | None = None
+    use_feedback: bool = True
+    recency_half_life_days: float | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainingRequest:
@@ -80,6 +84,15 @@ class TrainingRequest:
         values["bias_bounds"] = values.get("bias_bounds") or {}
         if values.get("min_objective") in ("", None):
             values["min_objective"] = None
+        # Older specs have no data policy: the defaults (all partitions, feedback, unweighted).
+        for key in ("data_window_days", "recency_half_life_days"):
+            if values.get(key) in ("", None):
+                values[key] = None
+        window = values.get("data_window_days")
+        if isinstance(window, float) and window.is_integer():
+            values["data_window_days"] = int(window)
+        if values.get("use_feedback") is None:
+            values.pop("use_feedback", None)
         if "algorithms" in values:
             values["algorithms"] = tuple(values["algorithms"] or ())
         if "split" in values:
@@ -143,7 +156,33 @@ class TrainingRequest:
             out.append(f"split {list(self.split)} must be three positive shares summing to 1")
         if self.timeout_minutes <= 0:
             out.append("timeout_minutes must be positive")
+        out.extend(self._data_policy_problems())
         out.extend(self._bias_problems())
+        return out
+
+    def _data_policy_problems(self) -> list[str]:
+        out = []
+        window = self.data_window_days
+        if window is not None and (
+            isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 36500
+        ):
+            out.append(
+                f"data_window_days {window!r} must be a whole number of days from 1 to 36500, "
+                "or empty for every partition"
+            )
+        if not isinstance(self.use_feedback, bool):
+            out.append(f"use_feedback {self.use_feedback!r} must be true or false")
+        half_life = self.recency_half_life_days
+        if half_life is not None and (
+            isinstance(half_life, bool)
+            or not isinstance(half_life, int | float)
+            or not math.isfinite(half_life)
+            or half_life <= 0
+        ):
+            out.append(
+                f"recency_half_life_days {half_life!r} must be a positive number of days, "
+                "or empty for unweighted rows"
+            )
         return out
 
     def _bias_problems(self) -> list[str]:

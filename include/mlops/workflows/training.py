@@ -18,6 +18,7 @@ message says what failed, by how much and where the report is.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import subprocess
@@ -30,9 +31,14 @@ from include.mlops.etl.naming import safe_run_id
 from include.mlops.jsonable import jsonable
 from include.mlops.training.data import (
     LEAKAGE_AUC,
+    PARTITION_DAY_COLUMN,
     excluded_columns,
     leakage_scores,
-    load_curated,
+    load_partitions,
+    plan_training_data,
+    recency_weights,
+    recent_partitions,
+    stored_data_block,
 )
 from include.mlops.training.handoffs import (
     CandidateEvaluation,
@@ -56,30 +62,85 @@ log = logging.getLogger(__name__)
 MIN_TRAINING_ROWS = 200
 
 
-def prepare_training_data(lake: Lake, request: TrainingRequest, *, run_id: str) -> PreparedData:
-    """Gate the training snapshot, infer the problem type, split, write the features.
+def prepare_training_data(
+    lake: Lake,
+    request: TrainingRequest,
+    *,
+    run_id: str,
+    champion: Mapping[str, Any] | None = None,
+) -> PreparedData:
+    """Gate the training data, infer the problem type, split, write the features.
+
+    The data follows the request's data policy: the base dataset's partitions (all, or
+    the newest ``data_window_days``) plus ``<model>_feedback`` when ``use_feedback`` and
+    it holds rows; with ``recency_half_life_days`` each train row is weighted by its
+    partition's age. Feedback newer than anything the champion trained on is the
+    *recent window*: a share of it (the split's test share) is held out of training and
+    written beside the split (``recent.parquet``), so the challenger and the champion
+    can both be judged on labelled traffic neither learned from.
 
     Gate (Great Expectations, report in ``reports/quality/<dataset>/<run>/``): the target
     exists, is never missing and not constant, at least :data:`MIN_TRAINING_ROWS` rows;
     class balance is reported; a single feature predicting the target at ROC-AUC ≥
     :data:`LEAKAGE_AUC` is a leak and stops the run.
 
+    Args:
+        lake: The lake.
+        request: The run's request (its data policy included).
+        run_id: The Airflow run.
+        champion: :func:`champion_training_data` of the serving version, or ``None``.
+
     Returns:
-        The snapshot, the problem type and where its split is.
+        The snapshot, the problem type, where its split is, and the ``data`` block.
 
     Raises:
         DataQualityError: A blocking check failed.
     """
+    import pandas as pd
+
+    from include.mlops.etl.catalog import load_catalog
     from include.mlops.features.split import infer_problem_type, split_dataset
     from include.mlops.quality.gate import raise_for_quality, run_quality_gate
     from include.mlops.quality.suites import expectation
 
-    df, catalog = load_curated(lake, request.dataset)
-    snapshot = str(catalog["snapshot_id"])
-    log.info("training data %s: %s rows from %d partition(s), snapshot %s", request.dataset,
-             f"{len(df):,}", len(catalog["partitions"]), snapshot[:12])  # fmt: skip
+    plan = plan_training_data(
+        lake, dataset=request.dataset, model_name=request.model_name,
+        window_days=request.data_window_days, use_feedback=request.use_feedback,
+    )  # fmt: skip
+    catalog = load_catalog(lake, request.dataset) or {}
+    frame = load_partitions(lake, request.dataset, plan.base["partitions"])
+    base_rows = len(frame)
+    recent: list[str] = []
+    if plan.feedback:
+        feedback = load_partitions(lake, plan.feedback["dataset"], plan.feedback["partitions"])
+        # The base dataset's columns only: inference_id, served_at, model_version are not features.
+        feedback = feedback[[c for c in frame.columns if c in feedback.columns]]
+        if champion is not None:
+            seen = ((champion.get("data") or {}).get("feedback") or {}).get("partitions")
+            recent = recent_partitions(plan.feedback["partitions"], seen)
+        is_recent = feedback[PARTITION_DAY_COLUMN].isin(recent)
+        frame = pd.concat(
+            [frame.assign(**{_RECENT: False}), feedback.assign(**{_RECENT: is_recent.to_numpy()})],
+            ignore_index=True,
+        )
+    else:
+        frame = frame.assign(**{_RECENT: False})
+    snapshot = plan.snapshot_id
+    feedback_rows = len(frame) - base_rows
+    log.info("training data %s: %s rows from %d partition(s), snapshot %s; feedback: %s",
+             request.dataset, f"{base_rows:,}", len(plan.base["partitions"]),
+             plan.base["snapshot_id"][:12],
+             f"{feedback_rows:,} rows from {len(plan.feedback['partitions'])} partition(s) of "
+             f"{plan.feedback['dataset']}, snapshot {plan.feedback['snapshot_id'][:12]}"
+             if plan.feedback else "none")  # fmt: skip
     target = request.target
     exclude = excluded_columns(catalog, target)
+    hidden = [PARTITION_DAY_COLUMN, _RECENT, _WEIGHT]
+    if request.recency_half_life_days is not None:
+        frame[_WEIGHT] = recency_weights(
+            frame[PARTITION_DAY_COLUMN], request.recency_half_life_days
+        )
+    df = frame.drop(columns=[c for c in hidden if c in frame.columns])
     suite = [
         expectation("expect_column_to_exist", blocking=True, why="the target must be in the data", column=target),
         expectation("expect_table_row_count_to_be_between", blocking=True,
@@ -123,13 +184,52 @@ def prepare_training_data(lake: Lake, request: TrainingRequest, *, run_id: str) 
                 f"Data quality report: {quality.docs_uri}",
                 quality,
             )
-    splits = split_dataset(
-        df, target=target, problem_type=problem_type, fractions=request.split,
+    pool, window = hold_out_recent(
+        frame, target=target, problem_type=problem_type, fractions=request.split,
         seed=request.seed, time_column=request.time_column,
     )  # fmt: skip
-    prefix = f"features/{request.model_name}/{snapshot[:16]}"
+    weighted = _WEIGHT in pool.columns
+    splits = split_dataset(
+        pool.drop(columns=[PARTITION_DAY_COLUMN, _RECENT]), target=target,
+        problem_type=problem_type, fractions=request.split, seed=request.seed,
+        time_column=request.time_column, weight_column=_WEIGHT if weighted else None,
+    )  # fmt: skip
+    prefix = features_prefix(
+        request.model_name, snapshot,
+        variant={"half_life": request.recency_half_life_days,
+                 "recent_vs": champion.get("version") if champion and recent else None},
+    )  # fmt: skip
     splits.write(lake, prefix)
-    log.info("split %s written to %s/ (%s)", splits.sizes(), lake.uri(prefix), problem_type)
+    recent_block = None
+    if champion is not None and plan.feedback:
+        recent_key = None
+        if len(window):
+            recent_key = f"{prefix}/{RECENT_WINDOW_NAME}"
+            buffer = io.BytesIO()
+            window.drop(columns=[c for c in hidden if c in window.columns]).to_parquet(
+                buffer, index=False
+            )
+            lake.write_bytes(recent_key, buffer.getvalue())
+        recent_block = {
+            "rows": len(window),
+            "feedback_rows": int(frame[_RECENT].sum()),
+            "partitions": recent,
+            "champion_version": str(champion.get("version")),
+            "key": recent_key,
+        }
+        log.info("recent window (feedback newer than champion v%s's training data): %d of %d "
+                 "row(s) in %s held out of training", champion.get("version"), len(window),
+                 recent_block["feedback_rows"], recent or "no partition")  # fmt: skip
+    data = {
+        "base": plan.base,
+        "feedback": plan.feedback,
+        "policy": {"data_window_days": request.data_window_days,
+                   "use_feedback": request.use_feedback,
+                   "recency_half_life_days": request.recency_half_life_days},
+        "recent": recent_block,
+    }  # fmt: skip
+    log.info("split %s written to %s/ (%s%s)", splits.sizes(), lake.uri(prefix), problem_type,
+             ", recency-weighted" if weighted else "")  # fmt: skip
     return PreparedData(
         snapshot_id=snapshot,
         problem_type=problem_type,
@@ -141,7 +241,96 @@ def prepare_training_data(lake: Lake, request: TrainingRequest, *, run_id: str) 
         quality_report=quality.docs_uri,
         quality_score=quality.score,
         leakage=leakage,
+        data=data,
     )
+
+
+#: Hidden columns while the training data is assembled (never written to the split).
+_RECENT = "__recent__"
+_WEIGHT = "__sample_weight__"
+#: The held-out recent window, beside the split.
+RECENT_WINDOW_NAME = "recent.parquet"
+
+
+def hold_out_recent(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    problem_type: str,
+    fractions: tuple[float, float, float],
+    seed: int,
+    time_column: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold the test share of the recent rows (column ``__recent__``) out of training.
+
+    The recent rows are split like any data (stratified, or by ``time_column``, with
+    the request's shares); their test part is the recent window, their train and
+    validation parts join the rest. Too few recent rows to split (fewer than 3) hold
+    nothing out: they train.
+
+    Returns:
+        ``(rows to split and train on, the held-out recent window)``.
+    """
+    from include.mlops.features.split import split_dataset
+
+    recent = frame[frame[_RECENT]]
+    rest = frame[~frame[_RECENT]]
+    if recent.empty:
+        return frame, frame.iloc[0:0]
+    try:
+        parts = split_dataset(
+            recent, target=target, problem_type=problem_type, fractions=fractions, seed=seed,
+            time_column=time_column,
+        )  # fmt: skip
+    except ValueError as exc:
+        log.info("recent window: nothing held out (%s)", exc)
+        return frame, frame.iloc[0:0]
+    pool = _concat([rest, parts.train, parts.validation])
+    return pool, parts.test
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+
+
+def features_prefix(model_name: str, snapshot: str, *, variant: Mapping[str, Any]) -> str:
+    """Where a run's split goes: ``features/<model>/<snapshot>``, plus a short hash of what
+    else shaped it (weights, the held-out window) so two differently shaped splits of one
+    snapshot never overwrite each other."""
+    import hashlib
+    import json
+
+    prefix = f"features/{model_name}/{snapshot[:16]}"
+    if not any(v is not None for v in variant.values()):
+        return prefix
+    digest = hashlib.sha256(json.dumps(dict(variant), sort_keys=True).encode()).hexdigest()
+    return f"{prefix}-{digest[:8]}"
+
+
+def champion_training_data(client: mlflow.MlflowClient, model_name: str) -> dict[str, Any] | None:
+    """The serving version, its decision threshold and the data it trained on, or ``None``.
+
+    Returns:
+        ``{"version", "threshold", "data"}``; ``data`` as :func:`stored_data_block` reads it.
+    """
+    from include.mlops.registry import champion, training_spec
+    from include.mlops.registry.versions import RegistryError
+
+    info = champion(client, model_name)
+    if info is None:
+        return None
+    try:
+        spec = training_spec(client, model_name, info.version)
+    except RegistryError as exc:  # a version whose spec is gone: judged on the test split only
+        log.warning("champion v%s has no training spec (%s): no recent window", info.version, exc)
+        return None
+    return {
+        "version": str(info.version),
+        "threshold": spec.get("threshold"),
+        "data": stored_data_block(spec, (info.tags or {}).get("data_snapshot")),
+    }
 
 
 # -- tuning --------------------------------------------------------------------------
@@ -273,7 +462,13 @@ def evaluate_candidate(
 
     from include.mlops.clarify.bias import raise_for_bias
     from include.mlops.clarify.evidence import clarify_evaluation
-    from include.mlops.evaluation.gates import GateThresholds, raise_for_gates, should_promote
+    from include.mlops.evaluation.gates import (
+        RECENT_WINDOW,
+        GateThresholds,
+        gate_rows,
+        raise_for_gates,
+        should_promote,
+    )
     from include.mlops.evaluation.metrics import evaluate
     from include.mlops.evaluation.report import write_evaluation_report
     from include.mlops.features.split import Splits
@@ -309,6 +504,7 @@ def evaluate_candidate(
 
     champion_info = registry_champion(client, request.model_name)
     champion_metrics = None
+    champion_pipeline = None
     if champion_info is not None:
         champion_pipeline = load_verified_model(client, request.model_name, champion_info.version)
         champion_metrics = evaluate(
@@ -317,11 +513,24 @@ def evaluate_candidate(
         ).metrics  # fmt: skip
         log.info("champion v%s on this test split: %s=%s", champion_info.version, spec.objective,
                  champion_metrics.get(spec.objective))  # fmt: skip
-
+    recent = score_recent_window(
+        lake, client, request, prepared, candidate=candidate.pipeline,
+        candidate_threshold=report.threshold, baseline=baseline.pipeline,
+        champion=champion_pipeline,
+        champion_version=None if champion_info is None else str(champion_info.version),
+    )  # fmt: skip
+    evaluated_on, reason = gate_rows(recent, spec.objective)
+    if recent is not None:
+        recent["used_for_gate"] = evaluated_on == RECENT_WINDOW
+    judged = recent if recent is not None and evaluated_on == RECENT_WINDOW else None
+    log.info("the gates judge the %s: %s", evaluated_on, reason)
     decision = should_promote(
-        report.metrics, baseline=report.baseline_metrics, champion=champion_metrics,
+        judged["candidate"] if judged else report.metrics,
+        baseline=judged["baseline"] if judged else report.baseline_metrics,
+        champion=judged["champion"] if judged else champion_metrics,
         objective=spec.objective,
         thresholds=GateThresholds(min_objective=request.min_objective, tolerance=request.champion_tolerance),
+        evaluated_on=evaluated_on, reason=reason,
     )  # fmt: skip
     # Bias report and explanations (Clarify); also stores the linear SHAP baseline on the
     # pipeline before it is pickled below.
@@ -335,6 +544,9 @@ def evaluate_candidate(
         lake, report, model_name=request.model_name, version=f"candidate-{safe_run_id(run_id)}",
         data_snapshot=prepared.snapshot_id, dataset=request.dataset,
         training_spec=request.to_dict(), clarify=clarify,
+        comparison={"champion_version": None if champion_info is None else str(champion_info.version),
+                    "champion": champion_metrics, "recent": recent,
+                    "evaluated_on": evaluated_on, "reason": reason, "data": prepared.data},
     )  # fmt: skip
     log.info("evaluation report %s: %s", written["model_card_uri"], decision.summary())
     raise_for_gates(decision, written["model_card_uri"])
@@ -362,7 +574,77 @@ def evaluate_candidate(
         report_uri=written["model_card_uri"],
         threshold=report.threshold,
         tuning=summary,
+        recent=jsonable(recent) if recent is not None else None,
     )
+
+
+def score_recent_window(
+    lake: Lake,
+    client: mlflow.MlflowClient,
+    request: TrainingRequest,
+    prepared: PreparedData,
+    *,
+    candidate: Any,
+    candidate_threshold: float | None,
+    baseline: Any,
+    champion: Any,
+    champion_version: str | None,
+) -> dict[str, Any] | None:
+    """The candidate, the baseline and the champion on the held-out recent window.
+
+    Same metrics as on the test split, each version at its own decision threshold (the
+    champion's from its stored spec). ``None`` when this run has no recent window, or
+    when the champion changed since the window was chosen (the new one may have trained
+    on those rows, so it would not be a fair judge).
+
+    Returns:
+        ``{"rows", "min_rows", "used_for_gate", "candidate", "baseline", "champion",
+        "champion_version", "partitions"}`` (``used_for_gate`` is set by the caller).
+    """
+    import pandas as pd
+
+    from include.mlops.evaluation.gates import MIN_RECENT_ROWS
+    from include.mlops.evaluation.metrics import (
+        DEFAULT_THRESHOLD,
+        evaluate_classifier,
+        evaluate_regressor,
+    )
+    from include.mlops.registry import training_spec
+
+    block = (prepared.data or {}).get("recent")
+    if not block:
+        return None
+    if champion_version is not None and block.get("champion_version") != champion_version:
+        log.warning("the champion is v%s now, the recent window was held out against v%s: "
+                    "not scored", champion_version, block.get("champion_version"))  # fmt: skip
+        return None
+    out: dict[str, Any] = {
+        "rows": int(block.get("rows") or 0), "min_rows": MIN_RECENT_ROWS, "used_for_gate": False,
+        "candidate": {}, "baseline": {}, "champion": None,
+        "champion_version": block.get("champion_version"), "partitions": block.get("partitions") or [],
+    }  # fmt: skip
+    if not block.get("key") or not out["rows"]:
+        return out
+    window = pd.read_parquet(io.BytesIO(lake.read_bytes(block["key"])))
+    target = request.target
+
+    def scores(pipeline: Any, threshold: float | None) -> dict[str, Any]:
+        if prepared.problem_type == "regression":
+            metrics = evaluate_regressor(pipeline, window, target)
+        else:
+            metrics = evaluate_classifier(pipeline, window, target, threshold)
+        return {k: v for k, v in jsonable(metrics).items() if not isinstance(v, dict | list)}
+
+    out["candidate"] = scores(candidate, candidate_threshold)
+    out["baseline"] = scores(baseline, DEFAULT_THRESHOLD)
+    if champion is not None and champion_version is not None:
+        threshold = training_spec(client, request.model_name, champion_version).get("threshold")
+        out["champion"] = scores(champion, threshold)
+    objective = request.objective_for(prepared.problem_type)
+    log.info("recent window (%d rows from %s): candidate %s=%s, champion v%s %s=%s",
+             out["rows"], out["partitions"], objective, out["candidate"].get(objective),
+             champion_version, objective, (out["champion"] or {}).get(objective))  # fmt: skip
+    return out
 
 
 def _close_tuning_run(
@@ -429,7 +711,9 @@ def register_version(
     }
     spec = {**request.to_dict(), "problem_type": prepared.problem_type,
             "algorithm": evaluation.algorithm, "params": evaluation.params,
-            "threshold": evaluation.threshold}  # fmt: skip
+            "threshold": evaluation.threshold,
+            # What it trained on, so the next unattended retrain can tell new data from old.
+            "data": prepared.data, "data_snapshots": data_snapshots(prepared.data)}  # fmt: skip
     objective = evaluation.objective
     registered = register_candidate(
         client,
@@ -449,6 +733,10 @@ def register_version(
         objective_value=float(evaluation.metrics[objective]),
         evaluation_report_uri=evaluation.report_uri,
     )
+    client.set_model_version_tag(
+        request.model_name, str(registered.version), DATA_SNAPSHOTS_TAG,
+        json.dumps(data_snapshots(prepared.data), sort_keys=True),
+    )  # fmt: skip
     # The report under the version's own prefix: reports/evaluation/<model>/<version>/.
     # The report was written before registration under a candidate label; the copy
     # under the version names the version (the plots are unchanged).
@@ -472,6 +760,21 @@ def register_version(
         report_uri=report_uri,
         approval_body="\n".join([body, *approval_lines(bias)]),
     )
+
+
+#: Version tag: ``{dataset: snapshot_id}`` of every dataset the version trained on (the
+#: base dataset and, when used, ``<model>_feedback``); ``data_snapshot`` combines them.
+DATA_SNAPSHOTS_TAG = "data_snapshots"
+
+
+def data_snapshots(data: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{dataset: snapshot_id}`` of a ``data`` block (:attr:`PreparedData.data`)."""
+    out = {}
+    for part in ("base", "feedback"):
+        entry = (data or {}).get(part)
+        if entry:
+            out[str(entry["dataset"])] = str(entry["snapshot_id"])
+    return out
 
 
 def approval_body(
@@ -498,10 +801,40 @@ def approval_body(
         f"held-out test split.",
         "",
         head, rule, *rows,
+        *_recent_window_lines(evaluation, names),
         "",
         f"Gates: {evaluation.decision.get('summary') or 'all passed'}.",
         f"Evaluation report and model card: {report_uri}",
     ])  # fmt: skip
+
+
+def _recent_window_lines(evaluation: CandidateEvaluation, names: list[str]) -> list[str]:
+    """The test split and the recent window side by side (nothing without a window)."""
+    recent = evaluation.recent
+    if not recent:
+        return []
+    champion = evaluation.champion or {}
+    version = recent.get("champion_version") or champion.get("version")
+    judged = "recent window" if recent.get("used_for_gate") else "test split"
+    lines = [
+        "",
+        f"**Recent window**: {recent.get('rows', 0)} held-out rows of labelled traffic "
+        f"({', '.join(recent.get('partitions') or []) or 'no partition'}) champion v{version} "
+        f"never trained on; the gates judged the **{judged}** (the window decides from "
+        f"{recent.get('min_rows')} rows).",
+        "",
+        f"| metric | test: candidate | test: champion v{version} | recent: candidate | "
+        f"recent: champion v{version} |",
+        "|---|---|---|---|---|",
+    ]
+    for m in names:
+        lines.append(
+            f"| {m} | {_cell(evaluation.metrics.get(m))} | "
+            f"{_cell((champion.get('metrics') or {}).get(m))} | "
+            f"{_cell((recent.get('candidate') or {}).get(m))} | "
+            f"{_cell((recent.get('champion') or {}).get(m))} |"
+        )
+    return lines
 
 
 def _cell(value: Any) -> str:
