@@ -136,6 +136,18 @@ def test_drift_moves_distributions_the_stated_way() -> None:
     assert "crypto" not in set(generate_churn(30_000, seed=5, drift=0.4)["payment_method"].dropna())
 
 
+def test_drift_changes_why_customers_churn() -> None:
+    """Concept drift, not only covariate shift: a model trained before the drift ranks
+    drifted customers clearly worse than one trained on drifted labels does."""
+    before = generate_churn(8000, seed=31)
+    after = generate_churn(8000, seed=32, start_id=10_001, drift=1.0)
+    today = generate_churn(5000, seed=33, start_id=20_001, drift=1.0)
+    old_model = _holdout_auc(before, today)
+    new_model = _holdout_auc(after, today)
+    assert old_model < 0.72 < 0.8 < new_model, (old_model, new_model)
+    assert 0.25 <= today["churned"].mean() <= 0.45
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="drift"):
         generate_churn(10, drift=1.5)

@@ -330,13 +330,23 @@ def test_rejected_run_tags_rejected_and_emits_nothing(stack: StackConfig) -> Non
 
 
 def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) -> None:
-    """The loop on the real scheduler, wired only by asset events: the version approved
-    above was deployed (model_approved → deploy_model); drifted traffic → monitor_model →
-    drift_detected → train_model retrains from the champion's spec → approved → deployed."""
+    """The loop on the real scheduler, wired only by asset events, learning from labels:
+    the version approved above was deployed (model_approved → deploy_model); drifted
+    traffic is captured, its ground truth lands through lake_ingest (→ stack_churn_feedback);
+    monitor_model judges the window with those labels by default (realised and estimated
+    quality, both drift shares) → drift_detected → train_model retrains from the champion's
+    spec on base + feedback data, judged on the recent labelled window too → approved →
+    deployed. A second drift event with no new data skips the retrain, saying why."""
+    from datetime import UTC, datetime
+
+    from include.mlops.demo.ground_truth import land_ground_truth
     from include.mlops.demo.traffic import send_traffic
+    from include.mlops.lake import Lake
     from include.mlops.registry import champion
+    from include.mlops.stack import settings_for
 
     client = AirflowClient(stack.airflow_url, "admin", "admin")
+    lake = Lake.from_settings(settings_for(stack))
     deadline = time.monotonic() + 300
     while (first := champion(stack.mlflow_url, "stack_churn")) is None:
         assert time.monotonic() < deadline, "the approved version was never deployed"
@@ -346,13 +356,38 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
 
     key = client_env(stack)["MLOPS_ENDPOINT_API_KEY"]
     sent = send_traffic(stack.endpoint_url, "stack_churn", rows=1500, seed=5, drift=1.0,
-                        rows_per_request=25, log=lambda line: None, api_key=key)  # fmt: skip
+                        rows_per_request=25, log=lambda line: None, api_key=key,
+                        collect_labels=True)  # fmt: skip
     assert sent["errors"] == 0 and sent["versions"] == {f"v{first.version}/champion": 60}
+    assert len(sent["labels"]) == 1500
     time.sleep(7)  # the endpoint flushes captured records every 5 s
+
+    # Labels of 1400 served customers, plus 5 for predictions never served: the join
+    # keeps the 1400, counts the 100 captured rows still waiting for a label and reports
+    # the 5 orphans.
+    day = datetime.now(UTC).date().isoformat()
+    orphans = [
+        {**row, "inference_id": f"never-served-{i}"} for i, row in enumerate(sent["labels"][:5])
+    ]
+    land_ground_truth(lake, "stack_churn", sent["labels"][:1400] + orphans, day=day, name="drifted")
+    ingest = client.trigger(
+        "lake_ingest", {"dataset": "stack_churn_ground_truth", "partition": day}
+    )
+    assert client.wait("lake_ingest", ingest, timeout=300) == "success"
+    states = {t["task_id"]: t["state"] for t in client.task_instances("lake_ingest", ingest)}
+    assert states["build_feedback"] == "success", states
+    feedback = lake.read_json("catalog/stack_churn_feedback/schema.json")
+    assert sum(p["rows"] for p in feedback["partitions"].values()) == 1400
+
     monitor = client.trigger("monitor_model", {"model_name": "stack_churn", "window_hours": 1})
     assert client.wait("monitor_model", monitor, timeout=300) == "success"
     summary = client.xcom("monitor_model", monitor, "monitor", map_index=0)
     assert summary["rows"] == 1500 and summary["dataset_drift"], summary
+    report = lake.read_json(lake.key_of(summary["report_uri"].split("://", 1)[-1]))
+    assert report["model_quality"]["rows"] == 1400, report["model_quality"]  # labels by default
+    assert report["model_quality"]["status"] in ("ok", "degraded")
+    assert report["estimated_performance"]["metrics"]["roc_auc"] is not None
+    assert report["drift_summary"]["weighted_share"] is not None
     states = {t["task_id"]: t["state"] for t in client.task_instances("monitor_model", monitor)}
     assert states["alert"] == "success", states
     events = client.request("GET", "/api/v2/assets/events?limit=100&order_by=-timestamp")
@@ -364,14 +399,31 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
     retrain = client.next_run(
         "train_model", besides=train_runs, triggered_by="drift_detected", timeout=300
     )
+    train_runs.add(retrain)
     client.wait_for_approval("train_model", retrain, timeout=600)  # the spec says manual
     version = client.xcom("train_model", retrain, "register")["version"]
+    prepared = client.xcom("train_model", retrain, "prepare_data", key="prepared")
+    assert prepared["data"]["feedback"]["rows"] == 1400, prepared["data"]
+    recent = client.xcom("train_model", retrain, "evaluate")["recent"]
+    assert recent["rows"] > 0 and recent["champion"] is not None, recent
     client.answer("train_model", retrain, "await_approval", "Approve",
-                  params_input={"comment": "retrained on drift"})  # fmt: skip
+                  params_input={"comment": "retrained on drift and labels"})  # fmt: skip
     assert client.wait("train_model", retrain, timeout=300) == "success"
     deploy = client.next_run("deploy_model", besides=deploy_runs, timeout=300)
     assert client.wait("deploy_model", deploy, timeout=300) == "success"
     assert champion(stack.mlflow_url, "stack_churn").version == int(version) != first.version
+
+    # Drift again, but no new data or labels since the champion trained: nothing to learn.
+    assets = client.request("GET", "/api/v2/assets?name_pattern=drift_detected")["assets"]
+    client.request("POST", "/api/v2/assets/events",
+                   {"asset_id": assets[0]["id"], "extra": {"model_name": "stack_churn"}})  # fmt: skip
+    again = client.next_run("train_model", besides=train_runs, triggered_by="drift_detected",
+                            timeout=300)  # fmt: skip
+    assert client.wait("train_model", again, timeout=300) == "success"
+    states = {t["task_id"]: t["state"] for t in client.task_instances("train_model", again)}
+    assert states["resolve_request"] == "skipped", states
+    log = client.task_log("train_model", again, "resolve_request", 1)
+    assert "waiting for" in log and "stack_churn_feedback" in log, log[-2000:]
 
 
 def test_no_secret_reaches_a_log_file(stack: StackConfig) -> None:

@@ -4,7 +4,9 @@ The data has real, learnable signal: ``churned`` is a noisy logistic function of
 support calls, plan, monthly charges and payment method, so a gradient-boosted model
 reaches a ROC-AUC around 0.85 while a constant baseline sits at 0.5. ``drift`` moves the
 feature distributions (older customers, higher charges, more support calls, a richer plan
-mix, a new ``crypto`` payment method) so later stages can simulate drifting live traffic.
+mix, a new ``crypto`` payment method) and the relation between them and churn (support
+calls and tenure matter less, the premium plan and high charges more), so later stages can
+simulate live traffic on which a model trained before the drift ranks customers worse.
 
 Every value is a pure function of ``(seed, row index)``: rows are produced in fixed blocks
 of :data:`BLOCK_ROWS`, each from its own seeded stream, so a file written in chunks of any
@@ -92,6 +94,10 @@ _PLAN_EFFECT = np.array([0.7, 0.0, -0.8])
 _PAYMENT_EFFECT = np.array([-0.5, -0.8, 0.0, 1.3, 0.9])
 # Tuned so the base churn rate is ~23 % at drift 0 (see tests/demo).
 _CHURN_INTERCEPT = -0.6
+# How the churn reasons move with ``drift`` (concept drift): per plan code, and the shift
+# that keeps the churn rate in a plausible range at drift 1.
+_PLAN_CONCEPT = np.array([-1.0, 0.0, 1.6])
+_CONCEPT_INTERCEPT = -1.5
 
 _SEED_STREAMS = 16
 
@@ -136,12 +142,17 @@ def _block_columns(seed: int, block: int, *, noise: float, drift: float) -> dict
     base = np.array([0.45, 0.25, 0.2, 0.1]) * (1.0 - p_crypto)
     payment = np.searchsorted(np.cumsum(base), r_pay.random(n)).astype(np.int64)
 
+    # Concept drift: with ``drift`` the reasons to leave change too (a competitor's cheaper
+    # premium offer): support calls and tenure matter less, the premium plan and high
+    # charges more. A model trained before the drift ranks today's customers worse.
     logit = (
         _CHURN_INTERCEPT
-        - 0.08 * tenure
-        + 0.65 * support
+        + _CONCEPT_INTERCEPT * drift
+        - (0.08 - 0.05 * drift) * tenure
+        + (0.65 - 0.45 * drift) * support
         + _PLAN_EFFECT[plan]
-        + 0.018 * (monthly - 64.0)
+        + drift * _PLAN_CONCEPT[plan]
+        + (0.018 + 0.012 * drift) * (monthly - 64.0)
         + _PAYMENT_EFFECT[payment]
         - 0.01 * (age - 41.0)
     )

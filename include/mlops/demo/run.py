@@ -5,11 +5,18 @@
 3. train and tune ``churn_model`` with ``train_model`` (auto approval in the demo; the
    README shows the manual path), which emits ``model_approved``;
 4. ``deploy_model`` runs on that event and makes the version the endpoint's champion;
-5. live traffic from the generator, then traffic with drift injected;
+5. live traffic from the generator, then traffic with drift injected (the customers move
+   and so do their reasons to churn); what became of those customers lands later as
+   ground truth (``churn_model_ground_truth`` through ``lake_ingest``), which joins the
+   captured traffic into labelled feedback data (``churn_model_feedback``);
 6. ``monitor_model`` compares the captured traffic with the champion's baseline, finds
-   the drift and emits ``drift_detected``;
-7. ``train_model`` retrains on that event from the champion's stored spec, the new version
-   is approved, and ``deploy_model`` deploys it.
+   the drift (plain and importance-weighted), the realised quality drop on the labelled
+   rows and the estimated one (CBPE), and emits ``drift_detected``;
+7. ``train_model`` retrains on that event from the champion's stored spec on the base
+   data plus the feedback; the demo prints champion vs challenger on the recent labelled
+   window (the challenger must win there), the new version is approved, and
+   ``deploy_model`` deploys it;
+8. fresh drifted traffic and its labels: a monitor run shows the quality recovered.
 
 Every stage says where to look. The stack stays up afterwards (``make down`` stops it).
 """
@@ -34,6 +41,9 @@ UI_PREFIX = "/mlops"
 
 DATASET = "churn"
 MODEL_NAME = "churn_model"
+#: The retrained version must beat the champion on the recent window by this much (the
+#: objective, ROC-AUC): the drift changes why customers churn, so learning it shows.
+RECENT_MARGIN = 0.03
 #: Day index → defects injected that day (each defective row is quarantined with a reason).
 DEFECTS = {
     1: {"wrong_type": 25, "missing_required": 10, "duplicate_key": 15, "out_of_domain": 20},
@@ -190,21 +200,43 @@ def deployed(client: AirflowClient, run_id: str, endpoint_url: str) -> int:
     return int(result["version"])
 
 
-def traffic(endpoint_url: str, *, rows: int, drift: float, seed: int) -> None:
-    """Send generated customers to the endpoint."""
+def traffic(endpoint_url: str, *, rows: int, drift: float, seed: int,
+            collect_labels: bool = False) -> dict:  # fmt: skip
+    """Send generated customers to the endpoint (with their true outcome when asked)."""
     from include.mlops.demo.traffic import send_traffic
 
     kind = f"with drift {drift:.0%}" if drift else "like the training data"
     say("traffic", f"{rows} customers {kind} → the endpoint")
     sent = send_traffic(endpoint_url, MODEL_NAME, rows=rows, seed=seed, drift=drift,
-                        log=lambda line: say("traffic", line))  # fmt: skip
+                        log=lambda line: say("traffic", line), collect_labels=collect_labels)  # fmt: skip
     say(
         "traffic",
         f"{sent['requests']} requests, {sent['errors']} errors, served by {sent['versions']}",
     )
+    return sent
 
 
-def monitor(client: AirflowClient, links: UILinks) -> dict:
+def land_labels(client: AirflowClient, lake: Lake, labels: list[dict], *, name: str) -> None:
+    """Land what became of the scored customers as ``churn_model_ground_truth`` and ingest
+    it: ``lake_ingest`` then joins it with the captured traffic into ``churn_model_feedback``."""
+    from datetime import UTC, datetime
+
+    from include.mlops.demo.ground_truth import ground_truth_dataset, land_ground_truth
+
+    dataset = ground_truth_dataset(MODEL_NAME)
+    day = datetime.now(UTC).date().isoformat()
+    key = land_ground_truth(lake, MODEL_NAME, labels, day=day, name=name)
+    say("labels", f"{len(labels)} outcomes of served customers → {lake.uri(key)}")
+    run_id = client.trigger("lake_ingest", {"dataset": dataset, "partition": day})
+    follow(client, "lake_ingest", run_id, "labels", timeout=600)
+    feedback = lake.read_json(f"catalog/{MODEL_NAME}_feedback/schema.json") or {}
+    rows = sum(p.get("rows", 0) for p in (feedback.get("partitions") or {}).values())
+    snapshot = str(feedback.get("snapshot_id") or "-")[:12]
+    say("labels", f"{dataset} ingested; {MODEL_NAME}_feedback (captured traffic ⋈ labels): "
+        f"{rows} labelled rows, snapshot {snapshot}")  # fmt: skip
+
+
+def monitor(client: AirflowClient, links: UILinks, lake: Lake) -> dict:
     """One monitor_model run over the last hour; prints its verdict and report."""
     # cooldown 0: a rerun of the demo on the same stack must react again (default: 6 h).
     conf = {"model_name": MODEL_NAME, "window_hours": 1, "cooldown_minutes": 0}
@@ -217,13 +249,64 @@ def monitor(client: AirflowClient, links: UILinks) -> dict:
     say("monitor", f"v{summary['version']}: {summary['rows']} captured rows, dataset drift "
         f"{summary['dataset_drift']} ({len(drifted)} features: {', '.join(drifted) or '-'}), "
         f"prediction drift {summary['prediction_drift']}, {summary['violations']} violation(s)")  # fmt: skip
+    report = lake.read_json(lake.key_of(summary["report_uri"].split("://", 1)[-1])) or {}
+    drift = report.get("drift_summary") or {}
+    if drift.get("weighted_share") is not None:
+        say("monitor", f"drifted share {drift['share']:.0%} of features (threshold "
+            f"{drift['threshold']:.0%}), {drift['weighted_share']:.0%} weighted by the "
+            f"model's attributions (threshold {drift['weighted_threshold']:.0%})")  # fmt: skip
+    estimated = report.get("estimated_performance") or {}
+    realised = report.get("model_quality") or {}
+    for metric in ("roc_auc", "f1"):
+        parts = []
+        entry = (realised.get("metrics") or {}).get(metric) or {}
+        if entry.get("value") is not None:
+            parts.append(f"realised {entry['value']:.3f} on {realised['rows']} labelled rows")
+        value = (estimated.get("metrics") or {}).get(metric)
+        if value is not None:
+            parts.append(f"estimated without labels (CBPE) {value:.3f}")
+        reference = entry.get("expected") or (estimated.get("reference") or {}).get(metric)
+        if parts and reference is not None:
+            say("monitor", f"{metric}: {', '.join(parts)}; test {reference:.3f}")
+    if realised:
+        say("monitor", f"model quality {realised.get('status')}"
+            + (f" ({', '.join(realised['degraded'])} degraded)" if realised.get("degraded") else ""))  # fmt: skip
     say("monitor", f"drift report: {links.report(summary['html_uri'])}")
     return summary
 
 
-def close_the_loop(client: AirflowClient, links: UILinks, env: dict[str, str],
+def champion_vs_challenger(evaluation: dict, champion: int, challenger: str) -> None:
+    """Print both versions on the recent labelled window and on the test split; the
+    challenger must win on the recent window by a visible margin."""
+    recent = evaluation.get("recent") or {}
+    objective = evaluation["objective"]
+    old = (recent.get("champion") or {}).get(objective)
+    new = (recent.get("candidate") or {}).get(objective)
+    say("retrain", f"trained on {evaluation.get('data_summary') or 'base + feedback data'}")
+    if old is None or new is None:
+        raise SystemExit(f"the retrain reported no recent-window comparison: {recent}")
+    say("retrain", f"recent window ({recent['rows']} labelled rows of today's customers, "
+        f"unseen by both): {objective} v{champion} {old:.3f} → v{challenger} {new:.3f} "
+        f"({new - old:+.3f}); the gate decided on "
+        f"{'the recent window' if recent.get('used_for_gate') else 'the test split'}")  # fmt: skip
+    test_old = ((evaluation.get("champion") or {}).get("metrics") or {}).get(objective)
+    test_new = evaluation["metrics"].get(objective)
+    if test_old is not None:
+        say(
+            "retrain",
+            f"test split: {objective} v{champion} {test_old:.3f}, v{challenger} {test_new:.3f}",
+        )
+    if new - old < RECENT_MARGIN:
+        raise SystemExit(
+            f"v{challenger} does not beat v{champion} on the recent window by {RECENT_MARGIN}: "
+            f"{new:.3f} vs {old:.3f}"
+        )
+
+
+def close_the_loop(client: AirflowClient, lake: Lake, links: UILinks, env: dict[str, str],
                    *, seed: int, train_runs: set[str], deploy_runs: set[str]) -> None:  # fmt: skip
-    """Deploy → traffic → drift → monitor → retrain → deploy, following the asset events."""
+    """Deploy → traffic → drift and labels → monitor → retrain on feedback → deploy →
+    fresh traffic → monitor, following the asset events."""
     endpoint_url = env["MLOPS_ENDPOINT_URL"]
     run_id = client.next_run("deploy_model", besides=deploy_runs, timeout=300)
     say("deploy", f"model_approved fired deploy_model ({run_id})")
@@ -234,26 +317,41 @@ def close_the_loop(client: AirflowClient, links: UILinks, env: dict[str, str],
     client.unpause("monitor_model")
     traffic(endpoint_url, rows=1500, drift=0.0, seed=seed + 100)
     time.sleep(7)  # the endpoint flushes captured records every 5 s
-    monitor(client, links)
-    traffic(endpoint_url, rows=6000, drift=1.0, seed=seed + 200)
+    monitor(client, links, lake)
+    drifted = traffic(endpoint_url, rows=6000, drift=1.0, seed=seed + 200, collect_labels=True)
     time.sleep(7)
-    summary = monitor(client, links)
+    land_labels(client, lake, drifted["labels"], name="after-drift")
+    summary = monitor(client, links, lake)
     if not summary["event_emitted"]:
         raise SystemExit(
             "the monitor did not emit drift_detected for the injected drift: see its report"
         )
-    say("monitor", "drift_detected emitted: train_model retrains from the champion's spec")
+    say("monitor", "drift_detected emitted: train_model retrains from the champion's spec, "
+        "on the base data and the labelled traffic")  # fmt: skip
 
     run_id = client.next_run(
         "train_model", besides=train_runs, triggered_by="drift_detected", timeout=300
     )
+    train_runs.add(run_id)
     follow(client, "train_model", run_id, "retrain")
     registered = client.xcom("train_model", run_id, "register")
+    evaluation = client.xcom("train_model", run_id, "evaluate")
     say("retrain", f"{MODEL_NAME} v{registered['version']} registered and Approved ({run_id})")
+    champion_vs_challenger(evaluation, first, registered["version"])
+    say(
+        "retrain",
+        f"model card (both windows side by side): {links.report(registered['report_uri'])}",
+    )
     run_id = client.next_run("deploy_model", besides=deploy_runs, timeout=300)
     follow(client, "deploy_model", run_id, "deploy")
     second = deployed(client, run_id, endpoint_url)
-    say("loop", f"closed: v{first} drifted, v{second} retrained and deployed")
+
+    fresh = traffic(endpoint_url, rows=3000, drift=1.0, seed=seed + 300, collect_labels=True)
+    time.sleep(7)
+    land_labels(client, lake, fresh["labels"], name="after-retrain")
+    after = monitor(client, links, lake)
+    say("loop", f"closed: v{first} lost today's customers, v{second} learned from their labels "
+        f"and serves them (model quality {after.get('model_quality')})")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         train_runs |= {r["dag_run_id"] for r in client.runs("train_model")}
         if not opts.no_loop:
-            close_the_loop(client, links, env, seed=opts.seed,
+            close_the_loop(client, lake, links, env, seed=opts.seed,
                            train_runs=train_runs, deploy_runs=deploy_runs)  # fmt: skip
     say(
         "done",

@@ -6,6 +6,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ def send_traffic(
     rows_per_request: int = 10,
     log: Callable[[str], None] = print,
     api_key: str | None = None,
+    collect_labels: bool = False,
 ) -> dict[str, Any]:
     """Score ``rows`` generated customers, ``rows_per_request`` per JSON request.
 
@@ -37,16 +39,22 @@ def send_traffic(
         rows_per_request: Rows per request.
         log: Progress lines.
         api_key: The endpoint API key (default ``MLOPS_ENDPOINT_API_KEY``).
+        collect_labels: Also return what really happened to each scored customer (the
+            generator's ``churned``), keyed by the endpoint's ``inference_id``: the ground
+            truth a business learns later.
 
     Returns:
-        ``requests``, ``rows``, ``errors`` (non-200 answers) and ``versions``
-        (``{"<version>/<variant>": requests}``).
+        ``requests``, ``rows``, ``errors`` (non-200 answers), ``versions``
+        (``{"<version>/<variant>": requests}``) and, with ``collect_labels``, ``labels``
+        (rows of ``inference_id``, ``churned``, ``event_time``).
     """
     frame = generate_churn(rows, seed=seed, start_id=start_id, drift=drift)
     records = json.loads(
         frame.drop(columns=[TARGET_COLUMN]).to_json(orient="records", date_format="iso")
     )
     url = f"{endpoint_url.rstrip('/')}/endpoints/{model_name}/invocations"
+    truth = frame[TARGET_COLUMN].tolist()
+    labels: list[dict[str, Any]] = []
     versions: Counter[str] = Counter()
     errors = 0
     requests = 0
@@ -63,11 +71,19 @@ def send_traffic(
                 continue
             body = response.json()
             versions[f"v{body['model_version']}/{body['variant']}"] += 1
+            if collect_labels:
+                now = datetime.now(UTC).isoformat()
+                for offset, item in enumerate(body["predictions"]):
+                    labels.append({"inference_id": item["inference_id"],
+                                   TARGET_COLUMN: truth[start + offset], "event_time": now})  # fmt: skip
             if requests % 100 == 0:
                 log(f"{start + rows_per_request} of {len(records)} rows scored")
-    return {
+    sent: dict[str, Any] = {
         "requests": requests,
         "rows": len(records),
         "errors": errors,
         "versions": dict(versions),
     }
+    if collect_labels:
+        sent["labels"] = labels
+    return sent
