@@ -275,14 +275,21 @@ def monitor(client: AirflowClient, links: UILinks, lake: Lake) -> dict:
     return summary
 
 
-def champion_vs_challenger(evaluation: dict, champion: int, challenger: str) -> None:
-    """Print both versions on the recent labelled window and on the test split; the
-    challenger must win on the recent window by a visible margin."""
+def champion_vs_challenger(
+    prepared: dict, evaluation: dict, champion: int, challenger: str
+) -> None:
+    """Print what the retrain trained on, and both versions on the recent labelled window
+    and on the test split; the challenger must win on the recent window by a visible margin."""
     recent = evaluation.get("recent") or {}
     objective = evaluation["objective"]
     old = (recent.get("champion") or {}).get(objective)
     new = (recent.get("candidate") or {}).get(objective)
-    say("retrain", f"trained on {evaluation.get('data_summary') or 'base + feedback data'}")
+    data = prepared.get("data") or {}
+    base, feedback = data.get("base") or {}, data.get("feedback") or {}
+    say("retrain", f"trained on {base.get('dataset')} ({len(base.get('partitions') or [])} "
+        f"partitions) + {feedback.get('dataset', 'no feedback')} ({feedback.get('rows', 0)} "
+        f"labelled rows of served customers); {recent.get('rows', 0)} of those held out as the "
+        "recent window")  # fmt: skip
     if old is None or new is None:
         raise SystemExit(f"the retrain reported no recent-window comparison: {recent}")
     say("retrain", f"recent window ({recent['rows']} labelled rows of today's customers, "
@@ -336,8 +343,9 @@ def close_the_loop(client: AirflowClient, lake: Lake, links: UILinks, env: dict[
     follow(client, "train_model", run_id, "retrain")
     registered = client.xcom("train_model", run_id, "register")
     evaluation = client.xcom("train_model", run_id, "evaluate")
+    prepared = client.xcom("train_model", run_id, "prepare_data", key="prepared")
     say("retrain", f"{MODEL_NAME} v{registered['version']} registered and Approved ({run_id})")
-    champion_vs_challenger(evaluation, first, registered["version"])
+    champion_vs_challenger(prepared, evaluation, first, registered["version"])
     say(
         "retrain",
         f"model card (both windows side by side): {links.report(registered['report_uri'])}",
