@@ -230,7 +230,10 @@ class Lake:
         if info.type == pafs.FileType.File:
             self.fs.delete_file(path)
         elif info.type == pafs.FileType.Directory:
-            self.fs.delete_dir(path)
+            # An S3 "folder" can vanish between the look and the delete (its last object
+            # removed meanwhile, or SeaweedFS reporting an empty directory): missing is fine.
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.delete_dir(path)
 
     def _ensure_parent(self, path: str) -> None:
         # Only local folders need parents; on S3 "folders" are key prefixes and
