@@ -206,3 +206,75 @@ def test_feedback_schema_keeps_training_types_and_relaxes_what_is_not_captured()
             schema.__class__(dataset="other", columns=schema.columns, key=["inference_id"]),
             model_name="churn", target="churned", captured=[],
         )  # fmt: skip
+
+
+def test_rows_outside_the_training_schema_are_quarantined_not_fatal(
+    lake: Lake, tmp_path: Path
+) -> None:
+    """Drifted traffic with a category the declared schema refuses: those labelled rows go
+    to quarantine with lake_ingest's reason, the rest is gated and published."""
+    import pyarrow.parquet as pq
+
+    from include.mlops.etl.load import quarantine_schema
+    from include.mlops.training.data import load_curated
+
+    generate_churn(400, seed=5).to_csv(tmp_path / "churn.csv", index=False)
+    ingest(lake, "churn", tmp_path / "churn.csv", "2026-10-01", "train-1")
+    allowed = lake.read_json("catalog/churn/schema.json")["schema"]
+    assert "crypto" not in next(
+        c["allowed"] for c in allowed["columns"] if c["name"] == "payment_method"
+    )
+
+    traffic = generate_churn(100, seed=7)
+    traffic.loc[traffic.index[::10], "payment_method"] = "crypto"  # 10 rows, 4 on day one
+    ids = [f"req-{i}" for i in range(100)]
+    capture(lake, traffic.iloc[:40], ids[:40], DAY1)
+    capture(lake, traffic.iloc[40:], ids[40:], DAY2)
+    labels = pd.DataFrame({"inference_id": ids, "churned": [i % 2 for i in range(100)]})
+    labels.to_csv(tmp_path / "gt.csv", index=False)
+    ingest(lake, "churn_ground_truth", tmp_path / "gt.csv", "2026-11-03", "gt-1")
+
+    result = materialise_feedback(
+        lake, "churn", training_dataset="churn", target="churned", run_id="fb-q"
+    )
+    assert result.labelled_rows == 100
+    assert result.quarantined_rows == 10
+    assert result.quarantine_reasons == {"out_of_domain:payment_method": 10}
+    assert all(result.accounting().values()), result.accounting()
+    assert {d: (p["rows"], p["quarantined"]) for d, p in result.partitions.items()} == {
+        "2026-11-01": (36, 4),
+        "2026-11-02": (54, 6),
+    }
+    assert result.written == ["2026-11-01", "2026-11-02"]
+
+    frame, catalog = load_curated(lake, "churn_feedback")
+    assert len(frame) == 90 and catalog["total_rows"] == 90
+    assert "crypto" not in set(frame["payment_method"])
+    crypto = {ids[i] for i in range(0, 100, 10)}
+    assert not crypto & set(frame["inference_id"])
+    day1 = catalog["partitions"]["2026-11-01"]
+    assert (day1["rows"], day1["quarantined"]) == (36, 4)
+    assert day1["reasons"] == {"out_of_domain:payment_method": 4}
+
+    rejected = pq.read_table(
+        lake.path("quarantine/churn_feedback/dt=2026-11-01/part-00000.parquet")
+    )
+    assert (
+        rejected.schema.names
+        == quarantine_schema([c["name"] for c in catalog["schema"]["columns"]]).names
+    )
+    assert set(rejected["_reason"].to_pylist()) == {"out_of_domain:payment_method"}
+    assert set(rejected["payment_method"].to_pylist()) == {"crypto"}
+    assert set(rejected["inference_id"].to_pylist()) == {ids[0], ids[10], ids[20], ids[30]}
+    assert set(rejected["_ingest_run_id"].to_pylist()) == {"fb-q"}
+    report = lake.read_json("reports/feedback/churn/fb-q/report.json")
+    assert report["quarantined_rows"] == 10 and all(report["accounting"].values())
+
+    # Idempotent: the same inputs leave every day, and its quarantine, as it was.
+    again = materialise_feedback(
+        lake, "churn", training_dataset="churn", target="churned", run_id="fb-q2"
+    )
+    assert again.written == [] and again.snapshot_id == result.snapshot_id
+    assert again.quarantined_rows == 10 and all(again.accounting().values())
+    kept = pq.read_table(lake.path("quarantine/churn_feedback/dt=2026-11-01/part-00000.parquet"))
+    assert set(kept["_ingest_run_id"].to_pylist()) == {"fb-q"}

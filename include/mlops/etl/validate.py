@@ -169,6 +169,66 @@ def key_numbers(columns: list[pa.Array], types: list[str]) -> np.ndarray:
     return np.asarray(pd.util.hash_pandas_object(frame, index=False).to_numpy(), dtype=np.uint64)
 
 
+def row_checks(
+    schema: DatasetSchema,
+    typed_columns: dict[str, pa.Array],
+    failed_masks: dict[str, np.ndarray],
+) -> list[tuple[str, np.ndarray]]:
+    """The row rules of a schema, each as a reason label and the mask of rows it rejects.
+
+    ``type_cast:<col>``, ``missing_required:<col>`` and ``out_of_domain:<col>`` per
+    column, in column order; rules no row breaks are left out. The duplicate-key rule
+    needs the keys of a whole ingest and is :func:`validate_batch`'s.
+
+    Args:
+        schema: The dataset schema.
+        typed_columns: Every schema column, already in its type (a failed cast is null).
+        failed_masks: Per column, which present values did not convert to the type.
+
+    Returns:
+        ``(label, mask)`` pairs.
+    """
+    checks: list[tuple[str, np.ndarray]] = []
+    for spec in schema.columns:
+        typed = typed_columns[spec.name]
+        failed_mask = failed_masks[spec.name]
+        checks.append((f"{TYPE_CAST}:{spec.name}", failed_mask))
+        if schema.is_required(spec):
+            missing = _mask(pc.is_null(typed)) & ~failed_mask
+            checks.append((f"{MISSING_REQUIRED}:{spec.name}", missing))
+        if spec.allowed is not None or spec.min is not None or spec.max is not None:
+            checks.append((f"{OUT_OF_DOMAIN}:{spec.name}", _mask(out_of_domain(typed, spec))))
+    return [(label, mask) for label, mask in checks if mask.any()]
+
+
+def rejection_reasons(
+    checks: Sequence[tuple[str, np.ndarray]], rows: int
+) -> tuple[np.ndarray, list[str], Counter[str]]:
+    """The rows ``checks`` reject, each with all its reasons joined with ``;``.
+
+    Args:
+        checks: ``(label, mask)`` pairs (see :func:`row_checks`).
+        rows: Rows in the batch.
+
+    Returns:
+        The rejected row indices, their reasons, and how many rows carry each label.
+    """
+    bad = np.zeros(rows, dtype=bool)
+    for _, mask in checks:
+        bad |= mask
+    rejected_rows = np.flatnonzero(bad)
+    reasons_of: list[list[str]] = [[] for _ in rejected_rows]
+    slot = np.full(rows, -1, dtype=np.int64)
+    slot[rejected_rows] = np.arange(len(rejected_rows))
+    counts: Counter[str] = Counter()
+    for label, mask in checks:
+        hits = np.flatnonzero(mask)
+        counts[label] += len(hits)
+        for row in slot[hits]:
+            reasons_of[row].append(label)
+    return rejected_rows, [";".join(r) for r in reasons_of], counts
+
+
 def validate_batch(
     data: pa.RecordBatch,
     schema: DatasetSchema,
@@ -192,21 +252,15 @@ def validate_batch(
     """
     rows = data.num_rows
     typed_columns: dict[str, pa.Array] = {}
-    checks: list[tuple[str, np.ndarray]] = []
+    failed_masks: dict[str, np.ndarray] = {}
     for spec in schema.columns:
         raw: Any = data.column(spec.name) if spec.name in data.schema.names else None
         if raw is None:
             raw = pa.nulls(rows, pa.string())
         typed, failed = cast_column(raw, spec, missing_tokens)
         typed_columns[spec.name] = typed
-        failed_mask = _mask(failed)
-        checks.append((f"{TYPE_CAST}:{spec.name}", failed_mask))
-        if schema.is_required(spec):
-            missing = _mask(pc.is_null(typed)) & ~failed_mask
-            checks.append((f"{MISSING_REQUIRED}:{spec.name}", missing))
-        if spec.allowed is not None or spec.min is not None or spec.max is not None:
-            checks.append((f"{OUT_OF_DOMAIN}:{spec.name}", _mask(out_of_domain(typed, spec))))
-    checks = [(label, mask) for label, mask in checks if mask.any()]
+        failed_masks[spec.name] = _mask(failed)
+    checks = row_checks(schema, typed_columns, failed_masks)
     bad = np.zeros(rows, dtype=bool)
     for _, mask in checks:
         bad |= mask
@@ -217,17 +271,7 @@ def validate_batch(
             checks.append((DUPLICATE_KEY, duplicate))
             bad |= duplicate
 
-    rejected_rows = np.flatnonzero(bad)
-    reasons_of: list[list[str]] = [[] for _ in rejected_rows]
-    slot = np.full(rows, -1, dtype=np.int64)
-    slot[rejected_rows] = np.arange(len(rejected_rows))
-    counts: Counter[str] = Counter()
-    for label, mask in checks:
-        hits = np.flatnonzero(mask)
-        counts[label] += len(hits)
-        for row in slot[hits]:
-            reasons_of[row].append(label)
-
+    rejected_rows, reasons, counts = rejection_reasons(checks, rows)
     keep = None if not len(rejected_rows) else pa.array(~bad)
     arrays = []
     for spec in schema.columns:
@@ -241,7 +285,7 @@ def validate_batch(
     return ValidatedBatch(
         curated=curated,
         rejected_rows=rejected_rows,
-        reasons=[";".join(r) for r in reasons_of],
+        reasons=reasons,
         reason_counts=counts,
     )
 

@@ -6,10 +6,15 @@ ground truth (``curated/<model>_ground_truth/``, landed by ``lake_ingest``) on
 the columns of the champion's training dataset (names and types from that dataset's
 catalog schema; feature values from capture's ``feature.<name>`` columns; columns capture
 never holds, such as keys and PII, are null), then ``inference_id``, ``served_at`` and
-``model_version``. Each day's file goes through the steps ``lake_ingest`` uses: staged,
-gated with the dataset's Great Expectations suite, published atomically, recorded in
-``catalog/<model>_feedback/schema.json`` (partitions and snapshot id), so
-``load_curated(lake, "<model>_feedback")`` reads it like any dataset.
+``model_version``. Each day goes through the steps ``lake_ingest`` uses: every row is
+checked against the training schema's row rules (``validate.row_checks``: ``type_cast``,
+``missing_required``, ``out_of_domain`` per column, the same reason labels), so live
+traffic the training data would refuse (a category the schema does not allow, say) goes to
+``quarantine/<model>_feedback/dt=<day>/`` with its reasons, in ``lake_ingest``'s quarantine
+format; the rest is staged, gated with the dataset's Great Expectations suite, published
+atomically and recorded in ``catalog/<model>_feedback/schema.json`` (partitions with their
+quarantined counts and reasons, snapshot id), so ``load_curated(lake, "<model>_feedback")``
+reads it like any dataset.
 
 Nothing is lost, and the accounting in :class:`FeedbackResult` (also written to
 ``reports/feedback/<model>/<run>/report.json``) says where every row went:
@@ -17,6 +22,7 @@ Nothing is lost, and the accounting in :class:`FeedbackResult` (also written to
 - capture rows = captured requests + repeated capture rows (a shadow's copy of a request
   the champion answered carries the same id; the answered row is the one kept);
 - captured requests = labelled rows + unlabelled rows (counted per capture day);
+- labelled rows = feedback rows + quarantined rows (counted per capture day);
 - label rows = labelled rows + labels without a captured row + superseded duplicate labels
   + labels without a value (a later label for an id replaces an earlier one, as in
   ``monitor_model``'s model quality).
@@ -26,20 +32,28 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from include.mlops.etl.catalog import catalog_schema, load_catalog, record_partition
 from include.mlops.etl.load import (
+    QUARANTINE_META_COLUMNS,
+    QUARANTINE_ROW_GROUP_ROWS,
+    ParquetSink,
     discard_staged,
     open_staged,
     publish_partition,
+    quarantine_rows,
+    quarantine_schema,
     remove_staged,
     staged_curated_path,
 )
@@ -55,6 +69,7 @@ from include.mlops.etl.naming import (
 from include.mlops.etl.result import IngestResult
 from include.mlops.etl.schema import ColumnSpec, DatasetSchema, clean_strings
 from include.mlops.etl.transform import cast_typed, is_string_type, parse_values
+from include.mlops.etl.validate import rejection_reasons, row_checks
 from include.mlops.jsonable import jsonable
 from include.mlops.lake.capture import EPOCH, FEATURE_PREFIX, read_capture
 
@@ -111,9 +126,13 @@ class FeedbackResult:
         labels_without_capture: Labelled ids with no captured request.
         labels_without_capture_sample: Some of those ids.
         cast_failures: Per column, values that did not convert to the training type
-            (written as null; a required column then fails the quality gate).
-        partitions: Per capture day: ``rows``, ``status`` (written/unchanged),
-            ``content_hash``, ``quality_score``, ``quality_report``.
+            (their rows are quarantined as ``type_cast:<column>``).
+        quarantined_rows: Labelled rows that broke a row rule of the training schema,
+            in ``quarantine/<model>_feedback/dt=<day>/``.
+        quarantine_reasons: Quarantined rows per single reason (a row may have several).
+        partitions: Per capture day: ``rows`` (curated), ``quarantined``, ``reasons``,
+            ``status`` (written/unchanged), ``content_hash``, ``quality_score``,
+            ``quality_report``.
         snapshot_id: The feedback dataset's snapshot id after the build.
         report_uri: Where the report is.
     """
@@ -138,6 +157,8 @@ class FeedbackResult:
     labels_without_capture: int = 0
     labels_without_capture_sample: list[str] = field(default_factory=list)
     cast_failures: dict[str, int] = field(default_factory=dict)
+    quarantined_rows: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
     partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     snapshot_id: str | None = None
     report_uri: str | None = None
@@ -161,8 +182,10 @@ class FeedbackResult:
             + self.labels_without_capture
             + self.duplicate_labels
             + self.labels_without_value,
-            "feedback rows = labelled rows": self.labelled_rows
-            == sum(p["rows"] for p in self.partitions.values()),
+            "labelled rows = feedback rows + quarantined rows": self.labelled_rows
+            == sum(p["rows"] for p in self.partitions.values()) + self.quarantined_rows,
+            "quarantined rows = sum of quarantined per day": self.quarantined_rows
+            == sum(p["quarantined"] for p in self.partitions.values()),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -378,20 +401,68 @@ def materialise_feedback(
         result.labels_without_capture, result.duplicate_labels, result.labels_without_value,
     )  # fmt: skip
 
-    table = _feedback_table(joined, schema, target=target, present=set(present), result=result)
-    days = _days(joined["captured_at"]).to_numpy() if len(joined) else []
+    table, raw, failed = _feedback_table(
+        joined, schema, target=target, present=set(present), result=result
+    )
+    days = _days(joined["captured_at"]).to_numpy() if len(joined) else np.array([], dtype=object)
     previous = (load_catalog(lake, name) or {}).get("partitions") or {}
+    q_schema = quarantine_schema(schema.names)
+    capture_uri = lake.uri(f"capture/{model_name}/")
+    reasons: Counter[str] = Counter()
     staged: list[IngestResult] = []
+    quarantined: dict[str, pa.RecordBatch] = {}
     try:
         for day in sorted(set(days)):
-            part = table.filter(pa.array(days == day))
-            ingest = _stage_day(lake, part, dataset=name, day=day, run_id=run_id, schema=schema)
-            result.partitions[day] = {"rows": part.num_rows, "content_hash": ingest.content_hash}
-            if (previous.get(day) or {}).get("content_hash") == ingest.content_hash:
+            in_day = days == day
+            part = table.filter(pa.array(in_day))
+            # The row rules lake_ingest applies, from the same function: one rule, one place.
+            checks = row_checks(
+                schema,
+                {n: part.column(n).combine_chunks() for n in schema.names},
+                {n: mask[in_day] for n, mask in failed.items()},
+            )
+            rejected, why, counts = rejection_reasons(checks, part.num_rows)
+            keep = np.ones(part.num_rows, dtype=bool)
+            keep[rejected] = False
+            curated = part.filter(pa.array(keep))
+            # Quarantine's source is capture; a row's number is its place in the day (1-based).
+            rejects = quarantine_rows(
+                raw.filter(pa.array(in_day)), rejected, why,
+                np.arange(1, part.num_rows + 1, dtype=np.int64), schema=q_schema,
+                source_file=capture_uri, run_id=run_id,
+            )  # fmt: skip
+            day_reasons = dict(sorted(counts.items()))
+            reasons.update(counts)
+            result.quarantined_rows += len(rejected)
+            ingest = _stage_day(
+                lake, curated, dataset=name, day=day, run_id=run_id, schema=schema,
+                rows_read=part.num_rows, reasons=day_reasons,
+            )  # fmt: skip
+            result.partitions[day] = {
+                "rows": curated.num_rows, "quarantined": len(rejected), "reasons": day_reasons,
+                "content_hash": ingest.content_hash,
+            }  # fmt: skip
+            before = previous.get(day) or {}
+            if (
+                before.get("content_hash") == ingest.content_hash
+                and before.get("quarantined", 0) == len(rejected)
+                and (before.get("reasons") or {}) == day_reasons
+                and _same_quarantine(lake, ingest.quarantine_key, rejects)
+            ):
                 discard_staged(lake, ingest)
-                result.partitions[day].update(status="unchanged", **_kept(previous[day]))
+                result.partitions[day].update(status="unchanged", **_kept(before))
                 continue
             staged.append(ingest)
+            quarantined[day] = rejects
+        result.quarantine_reasons = dict(sorted(reasons.items()))
+        if result.quarantined_rows:
+            log.warning(
+                "feedback %s: %d labelled row(s) break the training schema's row rules "
+                "(%s); quarantined to %s",
+                model_name, result.quarantined_rows,
+                ", ".join(f"{r}={n:,}" for r, n in reasons.most_common(5)),
+                lake.uri(f"quarantine/{name}/"),
+            )  # fmt: skip
         for ingest in staged:
             quality = check_partition(
                 lake, dataset=name, partition=ingest.partition,
@@ -408,6 +479,7 @@ def materialise_feedback(
         raise
     catalog = load_catalog(lake, name)
     for ingest in staged:
+        _write_quarantine(lake, ingest.quarantine_key, quarantined[ingest.partition])
         publish_partition(lake, ingest)
         entry = result.partitions[ingest.partition]
         catalog = record_partition(
@@ -454,10 +526,16 @@ def _feedback_table(
     target: str,
     present: set[str],
     result: FeedbackResult,
-) -> pa.Table:
-    """The labelled rows in feedback's columns and types (cast failures counted)."""
+) -> tuple[pa.Table, pa.RecordBatch, dict[str, np.ndarray]]:
+    """The labelled rows in feedback's columns and types (cast failures counted).
+
+    Returns:
+        The typed rows, the same rows as they came (for quarantine) and, per column,
+        which present values did not convert to its type.
+    """
     sources = {INFERENCE_ID: INFERENCE_ID, SERVED_AT: "captured_at", MODEL_VERSION: MODEL_VERSION}
-    arrays = []
+    arrays, raws = [], []
+    failed: dict[str, np.ndarray] = {}
     for spec in schema.columns:
         if spec.name == target:
             column = "_label"
@@ -465,35 +543,45 @@ def _feedback_table(
             column = sources[spec.name]
         elif spec.pii or spec.name not in present:
             arrays.append(pa.nulls(len(joined), spec.arrow_type))
+            raws.append(pa.nulls(len(joined), pa.string()))
+            failed[spec.name] = np.zeros(len(joined), dtype=bool)
             continue
         else:
             column = FEATURE_PREFIX + spec.name
-        typed, failed = _typed(joined[column], spec)
-        if failed:
-            result.cast_failures[spec.name] = failed
+        typed, failures, original = _typed(joined[column], spec)
+        if failures.any():
+            result.cast_failures[spec.name] = int(failures.sum())
         arrays.append(typed)
-    # Every field nullable in the file: a null where the schema requires a value must
-    # fail the quality gate with a report, not the Parquet writer with a traceback.
+        raws.append(original)
+        failed[spec.name] = failures
+    # Every field nullable in the file: rows breaking a rule are quarantined before staging,
+    # and anything else must fail the quality gate with a report, not the Parquet writer.
     fields = [pa.field(f.name, f.type, nullable=True) for f in schema.arrow_schema()]
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    return (
+        pa.Table.from_arrays(arrays, schema=pa.schema(fields)),
+        pa.RecordBatch.from_arrays(raws, names=schema.names),
+        failed,
+    )
 
 
-def _typed(values: pd.Series, spec: ColumnSpec) -> tuple[pa.Array, int]:
-    """One column converted to ``spec``'s type, and how many present values did not convert."""
+def _typed(values: pd.Series, spec: ColumnSpec) -> tuple[pa.Array, np.ndarray, pa.Array]:
+    """One column converted to ``spec``'s type, which present values did not convert, and
+    the values as they came."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_convert(None)  # naive UTC, as the lake stores timestamps
     raw = pa.array(values, from_pandas=True)
     if isinstance(raw, pa.ChunkedArray):
         raw = raw.combine_chunks()
     if pa.types.is_null(raw.type):
-        return pa.nulls(len(raw), spec.arrow_type), 0
+        return pa.nulls(len(raw), spec.arrow_type), np.zeros(len(raw), dtype=bool), raw
     typed, failed = _convert(raw, spec.type)
     if spec.type == "date" and pc.any(failed).as_py():
         # The endpoint may hand a date feature on as a midnight timestamp.
         stamps, still_failed = _convert(raw, "timestamp")
         typed = pc.coalesce(typed, pc.cast(stamps, pa.date32(), safe=False))
         failed = pc.and_(failed, still_failed)
-    return typed.cast(spec.arrow_type), int(pc.sum(pc.cast(failed, pa.int64())).as_py() or 0)
+    failures = np.asarray(pc.fill_null(failed, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return typed.cast(spec.arrow_type), failures, raw
 
 
 def _convert(raw: pa.Array, type_name: str) -> tuple[pa.Array, pa.Array]:
@@ -506,9 +594,20 @@ def _convert(raw: pa.Array, type_name: str) -> tuple[pa.Array, pa.Array]:
 
 
 def _stage_day(
-    lake: Lake, part: pa.Table, *, dataset: str, day: str, run_id: str, schema: DatasetSchema
+    lake: Lake,
+    part: pa.Table,
+    *,
+    dataset: str,
+    day: str,
+    run_id: str,
+    schema: DatasetSchema,
+    rows_read: int,
+    reasons: dict[str, int],
 ) -> IngestResult:
-    """Write one day's rows to a staged file, as ``lake_ingest``'s stage step does."""
+    """Write one day's curated rows to a staged file, as ``lake_ingest``'s stage step does.
+
+    ``rows_read`` is the day's labelled rows; those not in ``part`` were quarantined.
+    """
     path = staged_curated_path(lake)
     sink = open_staged(lake, path, part.schema, unique_columns=[INFERENCE_ID, SERVED_AT])
     try:
@@ -520,9 +619,34 @@ def _stage_day(
         remove_staged(lake, path)
         raise
     return IngestResult(
-        dataset=dataset, partition=day, run_id=run_id, rows_read=part.num_rows,
-        rows_curated=part.num_rows, rows_quarantined=0, reasons={}, staged_path=path,
+        dataset=dataset, partition=day, run_id=run_id, rows_read=rows_read,
+        rows_curated=part.num_rows, rows_quarantined=rows_read - part.num_rows,
+        reasons=reasons, staged_path=path,
         curated_key=curated_key(dataset, day), quarantine_key=quarantine_key(dataset, day),
         schema_version=schema.version, content_hash=content_hash, bytes=size, seconds=0.0,
         schema=schema.to_dict(),
     )  # fmt: skip
+
+
+def _write_quarantine(lake: Lake, key: str, rows: pa.RecordBatch) -> None:
+    """A day's quarantined rows, written whole as ``lake_ingest`` writes them (even none)."""
+    with lake.atomic_output(key) as out:
+        sink = ParquetSink(out, rows.schema, QUARANTINE_ROW_GROUP_ROWS)
+        try:
+            sink.write(rows)
+            sink.close(close_stream=False)  # atomic_output closes and publishes it
+        except BaseException:
+            sink.abort(close_stream=False)
+            raise
+
+
+def _same_quarantine(lake: Lake, key: str, rows: pa.RecordBatch) -> bool:
+    """Whether ``key`` already holds exactly ``rows`` (whichever run wrote them)."""
+    if not lake.exists(key):
+        return rows.num_rows == 0
+    with lake.fs.open_input_file(lake.path(key)) as source:
+        held = pq.read_table(source)
+    run_column = QUARANTINE_META_COLUMNS[-1]
+    return held.drop_columns([run_column]).equals(
+        pa.Table.from_batches([rows]).drop_columns([run_column])
+    )
