@@ -140,7 +140,7 @@ BOUNDS = {"roc_auc": 0.03, "accuracy": 0.03, "f1": 0.04}
 @pytest.mark.parametrize("drift", [0.0, 0.25, 0.5, 0.75])
 def test_estimates_match_realised_metrics_under_covariate_drift(churn_model, drift) -> None:
     model, calibration = churn_model
-    window = generate_churn(5000, seed=100 + int(drift * 100), drift=drift)
+    window = generate_churn(5000, seed=100 + int(drift * 100), drift=drift, concept=0.0)
     scores = model.predict_proba(window)[:, 1]
     labels = window["churned"].to_numpy()
     threshold = 0.4
@@ -152,6 +152,18 @@ def test_estimates_match_realised_metrics_under_covariate_drift(churn_model, dri
     }
     for name, bound in BOUNDS.items():
         assert abs(estimate[name] - realised[name]) <= bound, (name, estimate[name], realised[name])
+
+
+def test_concept_drift_is_cbpes_blind_spot_and_labels_catch_it(churn_model) -> None:
+    """CBPE assumes P(churn | features) is unchanged. When the reasons to churn move
+    (the demo's drift), the estimate stays high while the realised ROC-AUC collapses:
+    why monitor_model judges realised quality on ground truth whenever labels exist."""
+    model, calibration = churn_model
+    window = generate_churn(5000, seed=300, drift=1.0)  # concept moves with the drift
+    scores = model.predict_proba(window)[:, 1]
+    estimate = estimate_metrics(calibrate(calibration, scores), scores, 0.4)
+    realised = roc_auc_score(window["churned"].to_numpy(), scores)
+    assert realised < 0.7 < 0.8 < estimate["roc_auc"], (realised, estimate["roc_auc"])
 
 
 def test_calibration_corrects_an_overconfident_model(churn_model) -> None:
@@ -166,7 +178,7 @@ def test_calibration_corrects_an_overconfident_model(churn_model) -> None:
     calibration = fit_calibration(
         validation["churned"].to_numpy() == 1, sharpen(model.predict_proba(validation)[:, 1])
     )
-    window = generate_churn(5000, seed=7, drift=0.4)
+    window = generate_churn(5000, seed=7, drift=0.4, concept=0.0)
     scores = sharpen(model.predict_proba(window)[:, 1])
     labels = window["churned"].to_numpy()
     realised_acc = accuracy_score(labels, scores >= 0.5)

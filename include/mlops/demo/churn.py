@@ -105,7 +105,9 @@ _SEED_STREAMS = 16
 # --------------------------------------------------------------------------- generation
 
 
-def _block_columns(seed: int, block: int, *, noise: float, drift: float) -> dict[str, np.ndarray]:
+def _block_columns(
+    seed: int, block: int, *, noise: float, drift: float, concept: float
+) -> dict[str, np.ndarray]:
     """Draw one block of :data:`BLOCK_ROWS` rows as category codes and numbers.
 
     Each variable draws from its own stream so that ``drift`` (which changes how many
@@ -142,17 +144,17 @@ def _block_columns(seed: int, block: int, *, noise: float, drift: float) -> dict
     base = np.array([0.45, 0.25, 0.2, 0.1]) * (1.0 - p_crypto)
     payment = np.searchsorted(np.cumsum(base), r_pay.random(n)).astype(np.int64)
 
-    # Concept drift: with ``drift`` the reasons to leave change too (a competitor's cheaper
+    # Concept drift: with ``concept`` (by default = ``drift``) the reasons to leave change too (a competitor's cheaper
     # premium offer): support calls and tenure matter less, the premium plan and high
     # charges more. A model trained before the drift ranks today's customers worse.
     logit = (
         _CHURN_INTERCEPT
-        + _CONCEPT_INTERCEPT * drift
-        - (0.08 - 0.05 * drift) * tenure
-        + (0.65 - 0.45 * drift) * support
+        + _CONCEPT_INTERCEPT * concept
+        - (0.08 - 0.05 * concept) * tenure
+        + (0.65 - 0.45 * concept) * support
         + _PLAN_EFFECT[plan]
-        + drift * _PLAN_CONCEPT[plan]
-        + (0.018 + 0.012 * drift) * (monthly - 64.0)
+        + concept * _PLAN_CONCEPT[plan]
+        + (0.018 + 0.012 * concept) * (monthly - 64.0)
         + _PAYMENT_EFFECT[payment]
         - 0.01 * (age - 41.0)
     )
@@ -185,10 +187,12 @@ def _block_columns(seed: int, block: int, *, noise: float, drift: float) -> dict
     }
 
 
-def check_knobs(*, noise: float, drift: float) -> None:
-    """Refuse a ``drift`` outside [0, 1] or a negative ``noise`` (ValueError)."""
+def check_knobs(*, noise: float, drift: float, concept: float | None = None) -> None:
+    """Refuse a ``drift`` or ``concept`` outside [0, 1] or a negative ``noise`` (ValueError)."""
     if not 0.0 <= drift <= 1.0:
         raise ValueError(f"drift must be in [0, 1], got {drift}")
+    if concept is not None and not 0.0 <= concept <= 1.0:
+        raise ValueError(f"concept must be in [0, 1], got {concept}")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
 
@@ -209,13 +213,16 @@ def churn_table(
     as_of: str | dt.date,
     noise: float,
     drift: float,
+    concept: float | None = None,
 ) -> pa.Table:
-    """Rows ``[row_start, row_stop)`` of the dataset for ``seed`` as a typed Arrow table."""
-    check_knobs(noise=noise, drift=drift)
+    """Rows ``[row_start, row_stop)`` of the dataset for ``seed`` as a typed Arrow table
+    (``concept``: how far the churn reasons move; ``None`` = as far as ``drift``)."""
+    check_knobs(noise=noise, drift=drift, concept=concept)
+    concept = drift if concept is None else concept
     n = row_stop - row_start
     first_block, last_block = row_start // BLOCK_ROWS, max(row_start, row_stop - 1) // BLOCK_ROWS
     blocks = [
-        _block_columns(seed, b, noise=noise, drift=drift)
+        _block_columns(seed, b, noise=noise, drift=drift, concept=concept)
         for b in range(first_block, last_block + 1)
     ]
     offset = row_start - first_block * BLOCK_ROWS
@@ -274,6 +281,7 @@ def generate_churn(
     as_of: str | dt.date = "2026-11-01",
     noise: float = 1.0,
     drift: float = 0.0,
+    concept: float | None = None,
 ) -> pd.DataFrame:
     """Generate the churn dataset as a typed DataFrame (no defects).
 
@@ -284,6 +292,8 @@ def generate_churn(
         as_of: Snapshot date; ``signup_date`` is ``tenure_months`` before it.
         noise: Scale of the label noise (1 = logistic, 0 = deterministic label).
         drift: 0..1, how far the feature distributions move from the training-time ones.
+        concept: 0..1, how far the relation between features and churn moves (concept
+            drift); ``None`` moves it as far as ``drift``, 0 keeps it (covariate shift only).
 
     Returns:
         Columns :data:`COLUMNS`: ``customer_id``/``age``/``tenure_months``/``churned``
@@ -293,8 +303,9 @@ def generate_churn(
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
     table = churn_table(
-        0, n_rows, seed=seed, start_id=start_id, as_of=as_of, noise=noise, drift=drift
-    )
+        0, n_rows, seed=seed, start_id=start_id, as_of=as_of, noise=noise, drift=drift,
+        concept=concept,
+    )  # fmt: skip
     frame = table.to_pandas(date_as_object=False)
     frame["support_calls"] = frame["support_calls"].astype("Int64")
     return frame
