@@ -376,8 +376,12 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
     assert client.wait("lake_ingest", ingest, timeout=300) == "success"
     states = {t["task_id"]: t["state"] for t in client.task_instances("lake_ingest", ingest)}
     assert states["build_feedback"] == "success", states
+    # Drifted customers may pay by "crypto", which the churn schema refuses: those labelled
+    # rows wait in quarantine with their reason; the rest is feedback.
     feedback = lake.read_json("catalog/stack_churn_feedback/schema.json")
-    assert sum(p["rows"] for p in feedback["partitions"].values()) == 1400
+    curated = sum(p["rows"] for p in feedback["partitions"].values())
+    quarantined = sum(p["quarantined"] for p in feedback["partitions"].values())
+    assert curated + quarantined == 1400 and 0 < quarantined < 400, feedback["partitions"]
 
     monitor = client.trigger("monitor_model", {"model_name": "stack_churn", "window_hours": 1})
     assert client.wait("monitor_model", monitor, timeout=300) == "success"
@@ -403,7 +407,7 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
     client.wait_for_approval("train_model", retrain, timeout=600)  # the spec says manual
     version = client.xcom("train_model", retrain, "register")["version"]
     prepared = client.xcom("train_model", retrain, "prepare_data", key="prepared")
-    assert prepared["data"]["feedback"]["rows"] == 1400, prepared["data"]
+    assert prepared["data"]["feedback"]["rows"] == curated, prepared["data"]
     recent = client.xcom("train_model", retrain, "evaluate")["recent"]
     assert recent["rows"] > 0 and recent["champion"] is not None, recent
     client.answer("train_model", retrain, "await_approval", "Approve",
