@@ -214,6 +214,27 @@ def test_a_retried_worker_fails_the_trial_its_dead_attempt_left_running(
     assert "previous attempt never finished" in lines[0]
 
 
+def test_a_trial_killed_before_its_owner_was_written_is_failed_once_old(
+    splits: Splits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between ``ask`` and writing the trial's owner leaves a RUNNING trial
+    no retry recognises by worker number: any worker fails it once it is older than a live
+    worker needs (here 0 s), never a fresh one."""
+    from include.mlops.tuning import worker as worker_module
+
+    spec = _spec("random", algorithms=["logistic_regression"], max_trials=2, fixed_params={})
+    study = _study(tmp_path, spec)
+    study.ask()  # no user attrs: its process died right after
+    assert run_trials(study, spec=spec, splits=splits, target=TARGET, worker=1)
+    assert study.trials[0].state == TrialState.RUNNING  # younger than the grace: left alone
+
+    study = _study(tmp_path, spec, name="second")
+    study.ask()
+    monkeypatch.setattr(worker_module, "UNOWNED_ORPHAN_AGE_S", 0.0)
+    run_trials(study, spec=spec, splits=splits, target=TARGET, worker=1)
+    assert study.trials[0].state == TrialState.FAIL
+
+
 def test_summary_counts_states_and_compute_time(splits: Splits, tmp_path: Path) -> None:
     spec = _spec("random", max_trials=4)
     study = _study(tmp_path, spec)

@@ -344,6 +344,12 @@ def _progress_line(
     )
 
 
+#: A RUNNING trial with no owner recorded this long after it started is an orphan: a live
+#: worker writes its owner right after ``ask`` (milliseconds), and a dead attempt's task is
+#: retried only after Airflow's heartbeat timeout (60 s on the stacks).
+UNOWNED_ORPHAN_AGE_S = 30.0
+
+
 def _fail_orphans(study: optuna.Study, worker: int) -> None:
     """Mark failed the trials a previous attempt of this worker left RUNNING.
 
@@ -353,9 +359,17 @@ def _fail_orphans(study: optuna.Study, worker: int) -> None:
     and a different host or process id.
     """
     me = (socket.gethostname(), os.getpid())
+    now = datetime.now()  # Optuna stamps datetime_start with the naive local time too
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = frozen.user_attrs
-        if attrs.get("worker") != worker or (attrs.get("host"), attrs.get("pid")) == me:
+        if "worker" not in attrs:
+            # Killed between ``ask`` and writing its owner (under load that window is
+            # real): no retry would recognise it, so any worker fails it once it is older
+            # than a live worker needs to write the owner.
+            started = frozen.datetime_start
+            if started is None or (now - started).total_seconds() < UNOWNED_ORPHAN_AGE_S:
+                continue
+        elif attrs.get("worker") != worker or (attrs.get("host"), attrs.get("pid")) == me:
             continue
         study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
         log.info(
