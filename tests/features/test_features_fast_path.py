@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
+from include.mlops.clarify.explain import Explainer
 from include.mlops.demo.churn import TARGET_COLUMN, generate_churn
 from include.mlops.features import fast_path
 from include.mlops.features.fast_path import SMALL_DATE_ROWS, FastFeatures, compile_features
@@ -392,6 +393,17 @@ def test_scorer_scores_exactly_as_the_pipeline(
             scored.predictions,
             np.where(expected[:, 1] >= 0.4, scorer.classes[1], scorer.classes[0]),
         )
+        assert scored.attributions is None
+        # Scored and explained from one compiled matrix: the same scores, and the
+        # attributions the pipeline's own features give.
+        explained = scorer.score(frame, explain=True)
+        np.testing.assert_array_equal(explained.class_probabilities, expected)
+        reference = Explainer(pipeline).explain(frame)
+        got = explained.attributions
+        assert got.columns == reference.columns and got.space == reference.space
+        np.testing.assert_allclose(got.contributions, reference.contributions, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got.output, reference.output, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got.base, reference.base, rtol=0, atol=1e-12)
 
 
 def test_scorer_regression_and_uncompiled_pipelines(raw: pd.DataFrame) -> None:
@@ -405,3 +417,11 @@ def test_scorer_regression_and_uncompiled_pipelines(raw: pd.DataFrame) -> None:
     plain = Scorer.from_pipeline(guarded)
     assert not plain.compiled
     np.testing.assert_array_equal(plain.score(X.head(3)).predictions, pipeline.predict(X.head(3)))
+    # Explained rows that the compiled features refuse take the pipeline's path too.
+    refused = X.head(2).reset_index(drop=True).astype(object).assign(label=pd.NA)
+    explained = scorer.score(refused, explain=True)
+    np.testing.assert_allclose(explained.predictions, pipeline.predict(refused), atol=1e-12)
+    reference = Explainer(pipeline).explain(refused)
+    np.testing.assert_allclose(
+        explained.attributions.contributions, reference.contributions, rtol=0, atol=1e-12
+    )

@@ -70,9 +70,16 @@ def test_every_answered_row_is_captured_after_a_graceful_stop(
             if i % 10 == 0:
                 batch[0]["age"] = str(batch[0]["age"])  # text → coerced to a whole number
                 batch[0]["plan"] = None
-            response = http.post("/invocations", json={"dataframe_records": batch})
+            # Explained requests take their own path (scored and explained in one pass):
+            # they are captured all the same.
+            explain = i % 4 == 1
+            response = http.post(
+                "/invocations" + ("?explain=true" if explain else ""),
+                json={"dataframe_records": batch},
+            )
             assert response.status_code == 200, response.text
             for row, answer in zip(batch, response.json()["predictions"], strict=True):
+                assert ("explanation" in answer) is explain
                 sent[answer["inference_id"]] = {"row": row, "answer": answer}
         metrics = parse_text(http.get("/metrics").text)
     # Stop at once: whatever is still buffered must be flushed by the shutdown.

@@ -393,9 +393,11 @@ def create_app(
                 ticket = _Ticket(
                     endpoint.model_name, variant, shadow_model if shadow_it else None, caller
                 )
-            scored = await model.batcher.score(rows, ticket)
-            explained = None if explain is None else await _explain(model, rows, explain)
-            response = _prediction_response(endpoint.model_name, model, variant, scored, explained)
+            if explain is None:
+                scored = await model.batcher.score(rows, ticket)
+            else:
+                scored = await _score_explained(model, rows, explain, ticket)
+            response = _prediction_response(endpoint.model_name, model, variant, scored)
             rows_answered = rows.n_rows
         except _NotAllowed as refused:
             response = _error(refused.refusal.status, refused.refusal.detail)
@@ -540,23 +542,24 @@ def _after_batch(
         capture.offer(endpoint, model, variant, part, scored, now, caller=caller)
 
 
-async def _explain(
-    model: LoadedModel, rows: Rows, explain: ExplainRequest
-) -> tuple[str, list[dict[str, Any]]]:
-    """The request's explanations; a forest's TreeSHAP (tens of ms) runs off the event loop."""
+async def _score_explained(
+    model: LoadedModel, rows: Rows, explain: ExplainRequest, ticket: Any
+) -> ScoredRows:
+    """The request's scores and explanations, from one feature matrix; a forest's TreeSHAP
+    (tens of ms) runs off the event loop."""
     from include.mlops.clarify.explain import NotExplainable
 
     try:
         explainer = model.scorer.explainer()
-        if explainer.method == "tree_shap":
-            return await asyncio.to_thread(model.explain, rows, explain.top)
-        return model.explain(rows, explain.top)
     except NotExplainable as error:
         raise RequestError(
             f"explain=true: model {model.model_name!r} version {model.version} cannot be "
             f"explained: {error}",
             status=422,
         ) from error
+    return await model.batcher.score_explained(
+        rows, explain.top, ticket, off_loop=explainer.method == "tree_shap"
+    )
 
 
 def _prediction_response(
@@ -564,7 +567,6 @@ def _prediction_response(
     model: LoadedModel,
     variant: str,
     scored: ScoredRows,
-    explained: tuple[str, list[dict[str, Any]]] | None = None,
 ) -> Response:
     ids = scored.inference_ids
     predictions = scored.predictions
@@ -591,8 +593,8 @@ def _prediction_response(
         "variant": variant,
         "predictions": items,
     }
-    if explained is not None:
-        space, explanations = explained
+    if scored.explanations is not None:
+        space, explanations = scored.explanations
         body["explanation_space"] = space
         for item, explanation in zip(items, explanations, strict=True):
             item["explanation"] = explanation

@@ -62,11 +62,14 @@ class Scored:
             predicted class's probability (multiclass); ``None`` for regression.
         class_probabilities: Classification: ``(rows, classes)`` in :attr:`Scorer.classes`
             order; ``None`` for regression.
+        attributions: When asked for, the rows'
+            :class:`~include.mlops.clarify.explain.Attributions`; else ``None``.
     """
 
     predictions: np.ndarray
     probability: np.ndarray | None = None
     class_probabilities: np.ndarray | None = None
+    attributions: Any = None
 
 
 @dataclass
@@ -144,26 +147,46 @@ class Scorer:
         scorer._compiled_path()  # at load time, not on the first request
         return scorer
 
-    def score(self, frame: pd.DataFrame) -> Scored:
+    def score(self, frame: pd.DataFrame, *, explain: bool = False) -> Scored:
         """Predict raw rows (columns by name; extra columns are ignored by the pipeline).
 
         Binary classifiers predict the positive class when its probability reaches
         :attr:`threshold`, as the evaluation did; multiclass the most probable class.
+
+        Args:
+            frame: The raw rows.
+            explain: Also explain them (:attr:`Scored.attributions`), from the same feature
+                matrix: the features are built once for both.
+
+        Raises:
+            NotExplainable: ``explain`` and the model has no exact attribution method.
         """
+        explainer = self.explainer() if explain else None
+        matrix = self._matrix(frame)
+        attributions = None
+        if explainer is not None:
+            attributions = (
+                explainer.explain(frame) if matrix is None else explainer.explain_matrix(matrix)
+            )
         if not self.is_classifier:
-            return Scored(predictions=np.asarray(self._predict(frame, "predict")))
-        proba = np.asarray(self._predict(frame, "predict_proba"), dtype=float)
+            predictions = np.asarray(self._call(matrix, frame, "predict"))
+            return Scored(predictions=predictions, attributions=attributions)
+        proba = np.asarray(self._call(matrix, frame, "predict_proba"), dtype=float)
         labels = np.asarray(self.classes, dtype=object)
         if len(self.classes) == 2:
             cut = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
             positive = proba[:, 1]
             predictions = np.where(positive >= cut, labels[1], labels[0])
-            return Scored(predictions=predictions, probability=positive, class_probabilities=proba)
+            return Scored(
+                predictions=predictions, probability=positive, class_probabilities=proba,
+                attributions=attributions,
+            )  # fmt: skip
         best = np.argmax(proba, axis=1)
         return Scored(
             predictions=labels[best],
             probability=proba[np.arange(len(best)), best],
             class_probabilities=proba,
+            attributions=attributions,
         )
 
     def explainer(self) -> Any:
@@ -187,27 +210,31 @@ class Scorer:
         """Attributions of raw rows (:class:`~include.mlops.clarify.explain.Attributions`)."""
         return self.explainer().explain(frame)
 
-    def _predict(self, frame: pd.DataFrame, method: str) -> Any:
-        """``pipeline.<method>(frame)``, through the compiled features when they apply."""
+    def _matrix(self, frame: pd.DataFrame) -> Any:
+        """The compiled features' matrix of raw rows, or ``None`` (the pipeline's path)."""
         fast = self._compiled_path()
-        if fast is not None:
-            features, model = fast
-            try:
-                matrix = features.transform(frame)
-            except Exception as error:  # the scikit-learn path answers (or raises) instead
-                matrix = None
-                if not self._fast_failed:
-                    self._fast_failed = True
-                    log.warning(
-                        "model %s version %s: compiled features failed (%s: %s); "
-                        "such inputs take the scikit-learn path",
-                        self.model_name,
-                        self.version,
-                        type(error).__name__,
-                        error,
-                    )
-            if matrix is not None:
-                return getattr(model, method)(matrix)
+        if fast is None:
+            return None
+        try:
+            return fast[0].transform(frame)
+        except Exception as error:  # the scikit-learn path answers (or raises) instead
+            if not self._fast_failed:
+                self._fast_failed = True
+                log.warning(
+                    "model %s version %s: compiled features failed (%s: %s); "
+                    "such inputs take the scikit-learn path",
+                    self.model_name,
+                    self.version,
+                    type(error).__name__,
+                    error,
+                )
+            return None
+
+    def _call(self, matrix: Any, frame: pd.DataFrame, method: str) -> Any:
+        """``model.<method>(matrix)`` on the compiled matrix, else ``pipeline.<method>(frame)``."""
+        fast = self._compiled_path()
+        if matrix is not None and fast is not None:
+            return getattr(fast[1], method)(matrix)
         return getattr(self.pipeline, method)(frame)
 
     def _compiled_path(self) -> tuple[Any, Any] | None:

@@ -83,10 +83,24 @@ class LoadedModel:
         """
         return self.score_frame(batch)[1]
 
-    def score_frame(self, batch: Sequence[Rows]) -> tuple[pd.DataFrame, list[ScoredRows]]:
-        """:meth:`score_batch`, also returning the batch's DataFrame (for capture)."""
+    def score_frame(
+        self, batch: Sequence[Rows], *, explain: bool = False, explain_top: int | None = None
+    ) -> tuple[pd.DataFrame, list[ScoredRows]]:
+        """:meth:`score_batch`, also returning the batch's DataFrame (for capture).
+
+        With ``explain``, each request's rows also get their explanations
+        (:attr:`ScoredRows.explanations`, the ``explain_top`` largest contributions),
+        computed from the same feature matrix as the scores.
+
+        Raises:
+            NotExplainable: ``explain`` and the model has no exact attribution method.
+        """
         frame = frame_of(batch)
-        scored = self.scorer.score(frame)
+        scored = self.scorer.score(frame, explain=explain)
+        attributions = scored.attributions
+        explanations = None
+        if attributions is not None:
+            explanations = [attributions.row(i, top=explain_top) for i in range(len(frame))]
         predictions = _plain_list(scored.predictions)
         probability = None if scored.probability is None else scored.probability.tolist()
         classes = (
@@ -102,19 +116,13 @@ class LoadedModel:
                     predictions=predictions[start:end],
                     probability=None if probability is None else probability[start:end],
                     class_probabilities=None if classes is None else classes[start:end],
+                    explanations=None
+                    if explanations is None
+                    else (attributions.space, explanations[start:end]),
                 )
             )
             start = end
         return frame, out
-
-    def explain(self, rows: Rows, top: int | None) -> tuple[str, list[dict[str, Any]]]:
-        """Explanations of one request's rows: ``(output space, one dict per row)``.
-
-        Raises:
-            NotExplainable: The model has no exact attribution method.
-        """
-        attributions = self.scorer.explain(frame_of([rows]))
-        return attributions.space, [attributions.row(i, top=top) for i in range(rows.n_rows)]
 
     def warm_up(self) -> None:
         """Score one all-null row (the pipeline imputes it) so the first request is not slow.
@@ -135,7 +143,7 @@ class LoadedModel:
         # The explainer is built here, off the request path: an explaining request never
         # pays for it, and one that does not ask never does anything more.
         try:
-            self.explain(row, None)
+            self.score_frame([row], explain=True)
         except Exception as error:  # the version still serves predictions
             log.warning(
                 "model %s version %s cannot explain (explain=true answers 422): %s",
