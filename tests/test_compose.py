@@ -693,7 +693,7 @@ def test_compose_and_the_scaled_profile_use_the_same_environment_names() -> None
     for name in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__LOGGING__REMOTE_LOGGING",
                  "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID",
                  "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
-                 "AIRFLOW__CORE__HOSTNAME_CALLABLE"):  # fmt: skip
+                 "AIRFLOW__CORE__HOSTNAME_CALLABLE", "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"):  # fmt: skip
         assert interpolate(str(compose_celery[name])).lower() == profile_env[name].lower(), name
     for name in ("AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND"):
         assert (

@@ -73,6 +73,8 @@ PARALLELISM = 8
 #: Celery workers of the scaled profile, and task slots per worker.
 CELERY_WORKERS = 2
 CELERY_CONCURRENCY = 2
+#: Celery settings of the scaled profile and docker-compose (Airflow's, plus preloading).
+CELERY_CONFIG_OPTIONS = "include.mlops.airflow.celery_config.CELERY_CONFIG"
 #: Model-server replicas per profile.
 ENDPOINT_REPLICAS = {"embedded": 1, "scaled": 2}
 
@@ -291,7 +293,9 @@ def client_env(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The LocalExecutor, its workers forked with the task libraries imported
+        # (include/mlops/airflow/preload.py): no task spends seconds importing them.
+        "AIRFLOW__CORE__EXECUTOR": "include.mlops.airflow.executors.PreloadingLocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
@@ -328,6 +332,8 @@ def _celery_env(config: StackConfig, airflow_db: str, redis_password: str) -> di
         # SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3: name psycopg2 outright.
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{airflow_db}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(config.celery_concurrency),
+        # Airflow's Celery settings; a worker imports the task libraries before forking its pool.
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,
         # A worker that dies mid-task is noticed in a minute (default 5), so its task
         # instance is retried on another worker while the run is still young.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
