@@ -14,6 +14,7 @@ from include.mlops.tuning.study import (
     TuningSpec,
     boosting_rounds,
     create_or_load_study,
+    draw_candidate,
     grid_points,
     pruner_for,
     sampler_for,
@@ -145,6 +146,29 @@ def test_workers_get_different_seeds_and_a_retry_does_not_replay() -> None:
     assert len(seeds) == 4
     assert worker_seed(0, 1, 5) != worker_seed(0, 1, 0)
     assert worker_seed(7, 0, 0) == worker_seed(7, 0, 0)
+
+
+def test_a_worker_draws_the_same_first_trials_whichever_worker_starts_first(
+    tmp_path: Path,
+) -> None:
+    """Its seed counts its own trials, not the study's: worker 1 joining a study where worker
+    0 already asked draws what it draws joining an empty one (the runs of a search do not
+    depend on a race), and its retry draws something new."""
+    spec = _spec(strategy="random", seed=3)
+
+    def first_draw(url: str, *, others_first: int) -> dict:
+        create_or_load_study(url, "s", spec)
+        for _ in range(others_first):
+            create_or_load_study(url, "s", spec, worker=0).ask().set_user_attr("worker", 0)
+        trial = create_or_load_study(url, "s", spec, worker=1).ask()
+        trial.set_user_attr("worker", 1)
+        return draw_candidate(trial, spec)[1]
+
+    alone = first_draw(f"sqlite:///{tmp_path}/a.db", others_first=0)
+    assert first_draw(f"sqlite:///{tmp_path}/b.db", others_first=3) == alone
+    # Worker 1 again on b (a retry after one trial of its own): a new sequence.
+    retry = create_or_load_study(f"sqlite:///{tmp_path}/b.db", "s", spec, worker=1).ask()
+    assert draw_candidate(retry, spec)[1] != alone
 
 
 def test_storage_url_comes_from_the_environment() -> None:

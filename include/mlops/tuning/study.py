@@ -382,15 +382,17 @@ def _int_bounds(algorithm: str, problem_type: str) -> dict[str, tuple[int, int]]
     return {k.removeprefix(prefix): v for k, v in probe.ints.items()}
 
 
-def worker_seed(seed: int, worker: int, trials_so_far: int) -> int:
+def worker_seed(seed: int, worker: int, own_trials_so_far: int) -> int:
     """A sampler seed per worker and attempt.
 
     Workers built from one spec with one seed would draw identical random sequences;
-    mixing in the worker number separates them, and mixing in the trials already in the
-    study keeps a retried worker from replaying its first attempt. A fresh single-worker
-    study is reproducible from ``seed`` alone.
+    mixing in the worker number separates them, and mixing in the trials this worker
+    already ran keeps a retried worker from replaying its first attempt. Counting only the
+    worker's own trials (not the study's) makes each worker's first attempt draw the same
+    sequence whichever worker starts first: a run's random start-up trials depend on
+    ``seed`` alone, not on a race between workers.
     """
-    return int(np.random.SeedSequence([seed, worker, trials_so_far]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, worker, own_trials_so_far]).generate_state(1)[0])
 
 
 # -- storage and study -----------------------------------------------------------------------
@@ -569,9 +571,8 @@ def create_or_load_study(
             f"study {study_name!r} exists with another tuning spec ({stored}); "
             f"this run's spec is {wanted}; use a new study name per tuning run"
         )
-    study.sampler = sampler_for(
-        spec, seed=worker_seed(spec.seed, worker, len(study.get_trials(deepcopy=False)))
-    )
+    own = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker)
+    study.sampler = sampler_for(spec, seed=worker_seed(spec.seed, worker, own))
     return study
 
 
