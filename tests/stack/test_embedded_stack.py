@@ -21,6 +21,7 @@ import pytest
 from include.mlops.stack import StackConfig, client_env, down, status, up
 from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.process import port_open, read_pid
+from tests.stack.bench_smoke import run_tuning_wall_bench
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -460,6 +461,11 @@ def test_drift_retrains_and_redeploys_through_the_scheduler(stack: StackConfig) 
     assert states["resolve_request"] == "skipped", states
     log = client.task_log("train_model", again, "resolve_request", 1)
     assert "waiting for" in log and "stack_churn_feedback" in log, log[-2000:]
+
+
+def test_the_tuning_wall_benchmark_runs_on_the_stack(stack: StackConfig, tmp_path: Path) -> None:
+    out = run_tuning_wall_bench(stack, tmp_path, "notebook", "embedded")
+    assert "notebook: 4 trials in" in out and "embedded / notebook" in out, out
 
 
 def test_no_secret_reaches_a_log_file(stack: StackConfig) -> None:

@@ -24,6 +24,7 @@ from include.mlops.stack import ADMIN_PASSWORD, ADMIN_USER, StackConfig, client_
 from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.process import read_pid
 from include.mlops.stack.services import process_names
+from tests.stack.bench_smoke import run_tuning_wall_bench
 
 pytestmark = pytest.mark.integration
 MODEL = "scaled_churn"
@@ -297,3 +298,10 @@ def test_a_dead_replica_the_other_answers_and_deploy_names_it(
     )  # still serving
     up(stack)
     assert all(status(stack).values())
+
+
+def test_the_tuning_wall_benchmark_runs_on_the_scaled_profile(
+    stack: StackConfig, tmp_path: Path
+) -> None:
+    out = run_tuning_wall_bench(stack, tmp_path, "scaled")
+    assert "scaled: run" in out and "celery-worker-" in out, out

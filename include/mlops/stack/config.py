@@ -139,6 +139,23 @@ class StackConfig:
             }
         )
 
+    def settings(self) -> dict[str, str]:
+        """The ``MLOPS_STACK_*`` settings that name this stack (``from_env`` reads them back):
+        what ``MLOPS_TEST_STACK`` and the benchmarks' ``--*-stack`` files hold."""
+        return {
+            "MLOPS_STACK_PROFILE": self.profile,
+            "MLOPS_STACK_DIR": str(self.state_dir),
+            "MLOPS_STACK_S3_PORT": str(self.s3_port),
+            "MLOPS_STACK_AIRFLOW_PORT": str(self.airflow_port),
+            "MLOPS_STACK_ENDPOINT_PORT": str(self.endpoint_port),
+            "MLOPS_STACK_MLFLOW_PORT": str(self.mlflow_port),
+            "MLOPS_STACK_POSTGRES_PORT": str(self.postgres_port),
+            "MLOPS_STACK_REDIS_PORT": str(self.redis_port),
+            "MLOPS_LAKE_BUCKET": self.bucket,
+            "MLOPS_STACK_CELERY_WORKERS": str(self.celery_workers),
+            "MLOPS_STACK_CELERY_CONCURRENCY": str(self.celery_concurrency),
+        }
+
     @property
     def scaled(self) -> bool:
         return self.profile == "scaled"
