@@ -129,3 +129,46 @@ def test_a_model_that_cannot_explain_is_422_and_still_predicts(
             assert _post(http, store.churn_rows[:1]).status_code == 200
     finally:
         live.stop()
+
+
+def test_concurrent_explained_and_plain_requests_each_get_what_they_asked(
+    store: ServingStore,
+) -> None:
+    """Explaining requests are batched with each other, never with plain ones: a plain
+    answer carries no explanation, an explained one its own rows' (its own top-k)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    live = LiveServer(create_app(serving_settings(store, default_endpoint="churn"))).start()
+    rows = store.churn_rows[:16]
+    n = len(rows)
+
+    def post(i: int) -> tuple[int, httpx.Response]:
+        query = ["", "?explain=true", "?explain=true&explain_top=1"][i % 3]
+        with live.client() as http:
+            return i, _post(http, [rows[i % n], rows[(i + 1) % n]], query)
+
+    try:
+        live.wait_for(lambda c: c.get("/ping").status_code == 200)
+        with live.client() as http:
+            alone = {
+                i: _post(http, [rows[i]], "?explain=true").json()["predictions"][0]
+                for i in range(n)
+            }
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(post, range(48)))
+    finally:
+        live.stop()
+    for i, response in answers:
+        assert response.status_code == 200, response.text
+        first, second = response.json()["predictions"]
+        if i % 3 == 0:
+            assert "explanation" not in first and "explanation" not in second
+            continue
+        expected = alone[i % n]["explanation"]
+        got = first["explanation"]
+        assert got["output"] == pytest.approx(expected["output"], abs=1e-9)
+        kept = list(expected["contributions"])[: 1 if i % 3 == 2 else None]
+        assert list(got["contributions"]) == kept
+        assert second["explanation"]["output"] == pytest.approx(
+            alone[(i + 1) % n]["explanation"]["output"], abs=1e-9
+        )

@@ -545,21 +545,19 @@ def _after_batch(
 async def _score_explained(
     model: LoadedModel, rows: Rows, explain: ExplainRequest, ticket: Any
 ) -> ScoredRows:
-    """The request's scores and explanations, from one feature matrix; a forest's TreeSHAP
-    (tens of ms) runs off the event loop."""
+    """The request's scores and explanations, from one feature matrix (batched with other
+    explaining requests); 422 when the version cannot be explained."""
     from include.mlops.clarify.explain import NotExplainable
 
     try:
-        explainer = model.scorer.explainer()
+        model.scorer.explainer()
     except NotExplainable as error:
         raise RequestError(
             f"explain=true: model {model.model_name!r} version {model.version} cannot be "
             f"explained: {error}",
             status=422,
         ) from error
-    return await model.batcher.score_explained(
-        rows, explain.top, ticket, off_loop=explainer.method == "tree_shap"
-    )
+    return await model.batcher.score(rows, ticket, explain=True, explain_top=explain.top)
 
 
 def _prediction_response(

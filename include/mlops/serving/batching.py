@@ -102,56 +102,38 @@ class MicroBatcher:
         self.batches = 0
         self.rows = 0
 
-    async def score(self, rows: Rows, ticket: Any = None) -> ScoredRows:
+    async def score(
+        self,
+        rows: Rows,
+        ticket: Any = None,
+        *,
+        explain: bool = False,
+        explain_top: int | None = None,
+    ) -> ScoredRows:
         """Score one request's rows (awaits the batch it joins).
+
+        Requests that ask for explanations are batched with each other, never with the
+        ones that do not: those pay nothing for explanations. An explained batch is scored
+        and explained from one feature matrix (:meth:`LoadedModel.score_frame`).
 
         Args:
             rows: Validated rows.
             ticket: Anything; when not ``None``, the request is handed to ``on_batch``
                 with it once scored, before it is answered.
+            explain: Also explain the rows (:attr:`ScoredRows.explanations`).
+            explain_top: Keep each row's ``explain_top`` largest contributions (``None``: all).
 
         Raises:
-            ScoringError: The pipeline raised on these rows.
+            ScoringError: The pipeline (or the explainer) raised on these rows.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ScoredRows] = loop.create_future()
-        self._pending.append(_Pending(rows, future, ticket))
+        wish = _Explain(explain_top) if explain else None
+        self._pending.append(_Pending(rows, future, ticket, wish))
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())
         return await future
-
-    async def score_explained(
-        self, rows: Rows, top: int | None, ticket: Any = None, *, off_loop: bool = False
-    ) -> ScoredRows:
-        """Score and explain one request's rows in one pass (the features are built once).
-
-        Not batched with other requests: an explanation costs per row, so there is nothing
-        to share. Scored in the batcher's executor (the event loop when it has none), or in
-        a thread with ``off_loop`` (a forest's TreeSHAP takes tens of milliseconds); handed
-        to ``on_batch`` like any scored request.
-
-        Args:
-            rows: Validated rows.
-            top: Keep the ``top`` largest contributions per row (``None``: all).
-            ticket: As for :meth:`score`.
-            off_loop: Run in a thread of its own instead.
-
-        Raises:
-            ScoringError: The pipeline or the explainer raised on these rows.
-        """
-        explain = _Explain(top)
-        result: ScoredRows | BaseException
-        if off_loop:
-            result = await asyncio.to_thread(self._run_one, rows, ticket, explain)
-        elif self.executor is not None:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self.executor, self._run_one, rows, ticket, explain)
-        else:
-            result = self._run_one(rows, ticket, explain)
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -159,18 +141,26 @@ class MicroBatcher:
             # One turn of the loop: requests parsed in the same turn join this batch.
             await asyncio.sleep(0)
             while self._pending:
-                batch = self._take()
-                if self.executor is None:
-                    results = self._run(batch)
-                else:
-                    results = await loop.run_in_executor(self.executor, self._run, batch)
-                for pending, result in zip(batch, results, strict=True):
-                    if pending.future.done():
-                        continue  # the client went away
-                    if isinstance(result, BaseException):
-                        pending.future.set_exception(result)
+                taken = self._take()
+                plain = [p for p in taken if p.explain is None]
+                explained = [p for p in taken if p.explain is not None]
+                for batch in (plain, explained):
+                    if not batch:
+                        continue
+                    if batch is explained and self.model.explains_slowly:
+                        # A forest's TreeSHAP takes tens of milliseconds: off the event loop.
+                        results = await asyncio.to_thread(self._run, batch)
+                    elif self.executor is None:
+                        results = self._run(batch)
                     else:
-                        pending.future.set_result(result)
+                        results = await loop.run_in_executor(self.executor, self._run, batch)
+                    for pending, result in zip(batch, results, strict=True):
+                        if pending.future.done():
+                            continue  # the client went away
+                        if isinstance(result, BaseException):
+                            pending.future.set_exception(result)
+                        else:
+                            pending.future.set_result(result)
         finally:
             self._draining = False
             if self._pending:  # arrived after the last check
@@ -188,44 +178,43 @@ class MicroBatcher:
         return batch
 
     def _run(self, batch: list[_Pending]) -> list[ScoredRows | BaseException]:
+        """Score one batch: all plain requests, or all explained ones."""
         self.batches += 1
         self.rows += sum(p.rows.n_rows for p in batch)
         try:
-            frame, scored = self.model.score_frame([p.rows for p in batch])
+            frame, scored = self._score(batch)
         except Exception as error:  # isolate the request that broke it
             if len(batch) == 1:
                 return [self._failure(error)]
-            return [self._run_one(pending.rows, pending.ticket) for pending in batch]
+            return [self._run_one(pending) for pending in batch]
         results: list[ScoredRows | BaseException] = list(scored)
-        self._hand_over(frame, [(p.rows, p.ticket) for p in batch], scored)
+        self._hand_over(frame, batch, scored)
         return results
 
-    def _run_one(
-        self, rows: Rows, ticket: Any, explain: _Explain | None = None
-    ) -> ScoredRows | BaseException:
-        if explain is not None:  # not counted by _run
-            self.batches += 1
-            self.rows += rows.n_rows
+    def _run_one(self, pending: _Pending) -> ScoredRows | BaseException:
         try:
-            frame, (scored,) = self.model.score_frame(
-                [rows], explain=explain is not None, explain_top=explain.top if explain else None
-            )
+            frame, (scored,) = self._score([pending])
         except Exception as error:
             return self._failure(error)
-        self._hand_over(frame, [(rows, ticket)], [scored])
+        self._hand_over(frame, [pending], [scored])
         return scored
 
+    def _score(self, batch: list[_Pending]) -> tuple[pd.DataFrame, list[ScoredRows]]:
+        wishes = [p.explain for p in batch]
+        tops = None if wishes[0] is None else [w.top if w else None for w in wishes]
+        return self.model.score_frame([p.rows for p in batch], explain_tops=tops)
+
     def _hand_over(
-        self, frame: pd.DataFrame, batch: list[tuple[Rows, Any]], scored: list[ScoredRows]
+        self, frame: pd.DataFrame, batch: list[_Pending], scored: list[ScoredRows]
     ) -> None:
         if self.on_batch is None:
             return
         entries: list[Scored] = []
         start = 0
-        for (rows, ticket), result in zip(batch, scored, strict=True):
-            if ticket is not None:
-                entries.append(Scored(ticket, rows, result, start))
-            start += rows.n_rows
+        for pending, result in zip(batch, scored, strict=True):
+            if pending.ticket is not None:
+                entries.append(Scored(pending.ticket, pending.rows, result, start))
+            start += pending.rows.n_rows
         if not entries:
             return
         try:
@@ -247,13 +236,14 @@ class MicroBatcher:
         )
 
 
+@dataclass(frozen=True)
+class _Explain:
+    top: int | None
+
+
 @dataclass
 class _Pending:
     rows: Rows
     future: asyncio.Future[ScoredRows]
     ticket: Any
-
-
-@dataclass(frozen=True)
-class _Explain:
-    top: int | None
+    explain: _Explain | None = None

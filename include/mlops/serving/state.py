@@ -61,6 +61,15 @@ class LoadedModel:
             self, executor=executor, max_rows=max_batch_rows, on_batch=on_batch
         )
 
+    @property
+    def explains_slowly(self) -> bool:
+        """Whether explaining takes tens of milliseconds (a forest's TreeSHAP): such
+        batches run off the event loop."""
+        try:
+            return bool(self.scorer.explainer().method == "tree_shap")
+        except Exception:  # cannot explain at all: refused before it is queued
+            return False
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary (``/endpoints``)."""
         return {
@@ -84,23 +93,29 @@ class LoadedModel:
         return self.score_frame(batch)[1]
 
     def score_frame(
-        self, batch: Sequence[Rows], *, explain: bool = False, explain_top: int | None = None
+        self, batch: Sequence[Rows], *, explain_tops: Sequence[int | None] | None = None
     ) -> tuple[pd.DataFrame, list[ScoredRows]]:
         """:meth:`score_batch`, also returning the batch's DataFrame (for capture).
 
-        With ``explain``, each request's rows also get their explanations
-        (:attr:`ScoredRows.explanations`, the ``explain_top`` largest contributions),
-        computed from the same feature matrix as the scores.
+        With ``explain_tops`` (one entry per request: keep that many largest contributions,
+        ``None`` for all), every row also gets its explanation
+        (:attr:`ScoredRows.explanations`), computed from the same feature matrix as the
+        scores.
 
         Raises:
-            NotExplainable: ``explain`` and the model has no exact attribution method.
+            NotExplainable: Explanations asked for and the model has no exact method.
         """
         frame = frame_of(batch)
-        scored = self.scorer.score(frame, explain=explain)
+        scored = self.scorer.score(frame, explain=explain_tops is not None)
         attributions = scored.attributions
-        explanations = None
-        if attributions is not None:
-            explanations = [attributions.row(i, top=explain_top) for i in range(len(frame))]
+        explanations: list[dict[str, Any]] = []
+        if attributions is not None and explain_tops is not None:
+            start = 0
+            for rows, top in zip(batch, explain_tops, strict=True):
+                explanations += [
+                    attributions.row(i, top=top) for i in range(start, start + rows.n_rows)
+                ]
+                start += rows.n_rows
         predictions = _plain_list(scored.predictions)
         probability = None if scored.probability is None else scored.probability.tolist()
         classes = (
@@ -117,7 +132,7 @@ class LoadedModel:
                     probability=None if probability is None else probability[start:end],
                     class_probabilities=None if classes is None else classes[start:end],
                     explanations=None
-                    if explanations is None
+                    if attributions is None
                     else (attributions.space, explanations[start:end]),
                 )
             )
@@ -143,7 +158,7 @@ class LoadedModel:
         # The explainer is built here, off the request path: an explaining request never
         # pays for it, and one that does not ask never does anything more.
         try:
-            self.score_frame([row], explain=True)
+            self.score_frame([row], explain_tops=[None])
         except Exception as error:  # the version still serves predictions
             log.warning(
                 "model %s version %s cannot explain (explain=true answers 422): %s",
