@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,8 +50,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.oracle_venv import oracle_python  # noqa: E402
+
 NANNYML = "0.13.1"
-VENV = Path(tempfile.gettempdir()) / f"mlops-nannyml-{NANNYML}"
 METRICS = ("roc_auc", "accuracy", "f1")
 TARGET_AGREEMENT = 0.02
 
@@ -88,22 +88,13 @@ ORACLE = textwrap.dedent(
 
 
 def nannyml_python() -> Path:
-    """The cached venv's interpreter; created with uv on first use."""
-    python = VENV / "bin" / "python"
-    check = [str(python), "-c", "import nannyml, pandas; assert pandas.__version__ < '3'"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"creating the nannyml venv at {VENV} (once) ...", flush=True)
-    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    subprocess.run([uv, "venv", "-q", "--clear", "--python", sys.executable, str(VENV)],
-                   check=True)  # fmt: skip
+    """NannyML's venv interpreter (made once; see :mod:`benchmarks.oracle_venv`)."""
     # nannyml 0.13.1 imports statsmodels (its plots) without declaring it.
-    subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), f"nannyml=={NANNYML}",
-         "pandas<3", "pyarrow", "statsmodels"],
-        check=True,
-    )  # fmt: skip
-    return python
+    return oracle_python(
+        f"nannyml-{NANNYML}",
+        [f"nannyml=={NANNYML}", "pandas<3", "pyarrow", "statsmodels"],
+        "import nannyml, pandas; assert pandas.__version__ < '3'",
+    )
 
 
 def make_data(rows: int, dataset_rows: int, drifts: list[float], seed: int) -> dict[str, Any]:

@@ -42,8 +42,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.oracle_venv import oracle_python  # noqa: E402
+
 SMCLARIFY = "0.5"
-VENV = Path(tempfile.gettempdir()) / f"mlops-smclarify-{SMCLARIFY}"
 TARGET_AGREEMENT = 1e-6
 TARGET_ADDITIVITY = 1e-4
 FACETS = ["plan=basic", "age>60", "age<=35", "tenure_months>=24"]
@@ -92,20 +93,12 @@ ORACLE = textwrap.dedent(
 
 
 def smclarify_python() -> Path:
-    """The cached venv's interpreter; created with uv on first use."""
-    python = VENV / "bin" / "python"
-    check = [str(python), "-c", "import smclarify.bias.report"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"creating the smclarify venv at {VENV} (once) ...", flush=True)
-    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(VENV)], check=True)
-    subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), f"smclarify=={SMCLARIFY}",
-         "pandas<3", "pyarrow"],
-        check=True,
-    )  # fmt: skip
-    return python
+    """smclarify's venv interpreter (made once; see :mod:`benchmarks.oracle_venv`)."""
+    return oracle_python(
+        f"smclarify-{SMCLARIFY}",
+        [f"smclarify=={SMCLARIFY}", "pandas<3", "pyarrow"],
+        "import smclarify.bias.report",
+    )
 
 
 def train(rows: int, seed: int = 7) -> tuple[Any, Any, float]:
