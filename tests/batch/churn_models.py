@@ -10,20 +10,18 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from include.mlops.demo.churn import TARGET_COLUMN
 from include.mlops.demo.landing import write_landing_file
-from include.mlops.etl.catalog import curated_paths, record_partition
-from include.mlops.etl.load import publish_partition
-from include.mlops.etl.pipeline import ingest_partition
+from include.mlops.etl.catalog import curated_paths
 from include.mlops.evaluation.baseline import compute_drift_baseline
 from include.mlops.features.pipeline import input_columns
 from include.mlops.features.split import split_dataset
 from include.mlops.lake.store import Lake
 from include.mlops.registry import approve_version, register_candidate, reject_version
 from include.mlops.training.fit import FittedCandidate, fit_candidate
+from tests.lake_seed import ingest_file
 
 #: A quick XGBoost: the real algorithm, fitted in well under a second on a few thousand rows.
 FAST_XGBOOST = {"n_estimators": 40, "max_depth": 3, "learning_rate": 0.2}
@@ -43,12 +41,7 @@ def ingest_churn(
         source = work_dir / f"{dataset}-{partition}.parquet"
         write_landing_file(source, fmt="parquet", n_rows=n_rows, seed=seed,
                            start_id=1 + 1_000_000 * seed)  # fmt: skip
-        result = ingest_partition(
-            lake, dataset=dataset, source_fs=pafs.LocalFileSystem(), source_paths=[str(source)],
-            partition=partition, run_id=f"seed_{partition}", pii_salt="s",
-        )  # fmt: skip
-        publish_partition(lake, result)
-        record_partition(lake, dataset, result.schema, result)
+        result = ingest_file(lake, dataset, source, partition, run_id=f"seed_{partition}")
         rows[partition] = result.rows_curated
     return rows
 

@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.fs as pafs
 import pytest
 
 from include.mlops.demo.churn import generate_churn
-from include.mlops.etl.pipeline import ingest_partition
 from include.mlops.etl.schema import infer_schema
 from include.mlops.feedback import FeedbackError, materialise_feedback
 from include.mlops.lake.store import Lake
 from include.mlops.quality import DataQualityError
+from tests.lake_seed import ingest_file
 
 FEATURES = [
     "age", "tenure_months", "plan", "monthly_charges", "total_charges", "support_calls",
@@ -31,16 +30,7 @@ def lake(tmp_path: Path) -> Lake:
 
 
 def ingest(lake: Lake, dataset: str, path: Path, partition: str, run_id: str) -> Any:
-    from include.mlops.etl.catalog import record_partition
-    from include.mlops.etl.load import publish_partition
-
-    result = ingest_partition(
-        lake, dataset=dataset, source_fs=pafs.LocalFileSystem(), source_paths=[str(path)],
-        partition=partition, run_id=run_id, pii_salt="salt",
-    )  # fmt: skip
-    publish_partition(lake, result)
-    record_partition(lake, dataset, result.schema, result)
-    return result
+    return ingest_file(lake, dataset, path, partition, run_id=run_id, pii_salt="salt")
 
 
 def capture(lake: Lake, frame: pd.DataFrame, ids: list[str], when: datetime, **kw: Any) -> None:

@@ -17,28 +17,15 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 from typing import Any
 
-import pyarrow.fs as pafs
 import pytest
 
 from tests.integration.conftest import run_dag, task_states
+from tests.lake_seed import ingest_file
 
 pytestmark = pytest.mark.integration
 DATASET = "policy_churn"
 MODEL = "policy_it"
 FEEDBACK = f"{MODEL}_feedback"
-
-
-def _ingest(lake: Any, dataset: str, src: Any, day: str) -> None:
-    from include.mlops.etl.catalog import record_partition
-    from include.mlops.etl.load import publish_partition
-    from include.mlops.etl.pipeline import ingest_partition
-
-    result = ingest_partition(
-        lake, dataset=dataset, source_fs=pafs.LocalFileSystem(), source_paths=[str(src)],
-        partition=day, run_id=f"seed_{dataset}_{day}", pii_salt="s",
-    )  # fmt: skip
-    publish_partition(lake, result)
-    record_partition(lake, dataset, result.schema, result)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +60,7 @@ def policy_env(s3_server, pg_server, tmp_path_factory) -> Iterator[dict[str, Any
     for day, seed in (("2026-11-01", 21), ("2026-11-02", 22)):
         src = root / f"{day}.csv"
         write_landing_file(src, fmt="csv", n_rows=1500, seed=seed, start_id=1 + 10_000 * seed)
-        _ingest(lake, DATASET, src, day)
+        ingest_file(lake, DATASET, src, day)
     yield {"root": root, "received": received, "lake": lake}
     server.shutdown()
     for name in env:
@@ -96,7 +83,7 @@ def land_feedback(env: dict[str, Any], day: str, *, rows: int, seed: int) -> Non
         for i, row in enumerate(reader):
             writer.writerow({**row, "inference_id": f"inf-{seed}-{i}",
                              "served_at": f"{day}T12:00:00Z", "model_version": "1"})  # fmt: skip
-    _ingest(env["lake"], FEEDBACK, src, day)
+    ingest_file(env["lake"], FEEDBACK, src, day)
 
 
 def train(dags: dict, **conf: Any) -> Any:
