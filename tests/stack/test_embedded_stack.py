@@ -22,6 +22,7 @@ from include.mlops.stack import StackConfig, client_env, down, status, up
 from include.mlops.stack.airflow_api import AirflowClient
 from include.mlops.stack.process import port_open, read_pid
 from tests.stack.bench_smoke import run_tuning_wall_bench
+from tests.stack.procs import children, maps_library
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -66,19 +67,6 @@ def test_up_is_healthy_and_idempotent(stack: StackConfig) -> None:
         assert (stack.state_dir / "logs" / f"{name}.log").exists(), name
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def test_executor_workers_start_with_the_task_libraries_loaded(stack: StackConfig) -> None:
     """The LocalExecutor forks its workers (and each task from a worker) after importing the
     task libraries: a task never spends seconds importing pandas, scikit-learn, XGBoost..."""
@@ -89,13 +77,12 @@ def test_executor_workers_start_with_the_task_libraries_loaded(stack: StackConfi
     scheduler = read_pid(stack.state_dir / "airflow-scheduler.pid")
     assert scheduler is not None
     workers = [
-        pid for pid in _children(scheduler)
+        pid for pid in children(scheduler)
         if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"airflow worker -- LocalExecutor")
     ]  # fmt: skip
     assert workers, "no LocalExecutor worker process under the scheduler"
     for pid in workers:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-        assert "libxgboost" in maps and "sklearn" in maps, pid
+        assert maps_library(pid, "libxgboost") and maps_library(pid, "sklearn"), pid
 
 
 def test_every_component_has_its_own_postgres_database(stack: StackConfig) -> None:
