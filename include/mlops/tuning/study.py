@@ -382,6 +382,10 @@ def _int_bounds(algorithm: str, problem_type: str) -> dict[str, tuple[int, int]]
     return {k.removeprefix(prefix): v for k, v in probe.ints.items()}
 
 
+#: The trial user attribute naming the tuning worker that asked for it (its owner).
+WORKER_ATTR = "worker"
+
+
 def worker_seed(seed: int, worker: int, own_trials_so_far: int) -> int:
     """A sampler seed per worker and attempt.
 
@@ -571,7 +575,9 @@ def create_or_load_study(
             f"study {study_name!r} exists with another tuning spec ({stored}); "
             f"this run's spec is {wanted}; use a new study name per tuning run"
         )
-    own = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == worker)
+    own = sum(
+        1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WORKER_ATTR) == worker
+    )
     study.sampler = sampler_for(spec, seed=worker_seed(spec.seed, worker, own))
     return study
 

@@ -41,7 +41,13 @@ from optuna.trial import TrialState
 from include.mlops.jsonable import jsonable
 from include.mlops.training.fit import fit_candidate
 from include.mlops.training.threads import TrialThreads
-from include.mlops.tuning.study import TrialClaims, TuningSpec, draw_candidate, trial_budget
+from include.mlops.tuning.study import (
+    WORKER_ATTR,
+    TrialClaims,
+    TuningSpec,
+    draw_candidate,
+    trial_budget,
+)
 
 if TYPE_CHECKING:
     from include.mlops.features.split import Splits
@@ -188,7 +194,7 @@ def _run_trial(
     threads: int,
 ) -> _TrialResult:
     started = time.perf_counter()
-    trial.set_user_attr("worker", worker)
+    trial.set_user_attr(WORKER_ATTR, worker)
     trial.set_user_attr("threads", threads)
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
@@ -362,14 +368,14 @@ def _fail_orphans(study: optuna.Study, worker: int) -> None:
     now = datetime.now()  # Optuna stamps datetime_start with the naive local time too
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = frozen.user_attrs
-        if "worker" not in attrs:
+        if WORKER_ATTR not in attrs:
             # Killed between ``ask`` and writing its owner (under load that window is
             # real): no retry would recognise it, so any worker fails it once it is older
             # than a live worker needs to write the owner.
             started = frozen.datetime_start
             if started is None or (now - started).total_seconds() < UNOWNED_ORPHAN_AGE_S:
                 continue
-        elif attrs.get("worker") != worker or (attrs.get("host"), attrs.get("pid")) == me:
+        elif attrs.get(WORKER_ATTR) != worker or (attrs.get("host"), attrs.get("pid")) == me:
             continue
         study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
         log.info(
